@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -58,8 +59,25 @@ class ReviewStatus(enum.StrEnum):
     REJECTED = "rejected"
 
 
-# Timestamps are stored timezone-aware; SQLite keeps them as text, PostgreSQL as timestamptz.
-TZDateTime = DateTime(timezone=True)
+class TZDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every database.
+
+    PostgreSQL keeps timestamptz; SQLite keeps text without a zone, so values read back are
+    marked UTC again (comparing naive and aware datetimes raises).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC timestamp is stored")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class User(Base):
@@ -70,7 +88,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.OPERATOR.value)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -91,9 +109,9 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(80))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
-    last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
     user: Mapped[User] = relationship(back_populates="tokens")
 
@@ -105,7 +123,7 @@ class Assessment(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
     created_by: Mapped[User | None] = relationship()
     sessions: Mapped[list[CaptureSession]] = relationship(
@@ -124,8 +142,8 @@ class CaptureSession(Base):
     operator_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
-    started_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    started_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
     assessment: Mapped[Assessment] = relationship(back_populates="sessions")
     operator: Mapped[User | None] = relationship()
@@ -161,7 +179,7 @@ class Capture(Base):
     original_path: Mapped[str | None] = mapped_column(String(255))
     thumbnail_path: Mapped[str | None] = mapped_column(String(255))
     exif: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    taken_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    taken_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     status: Mapped[str] = mapped_column(String(16), default=CaptureStatus.ACCEPTED.value)
     reject_reason: Mapped[str | None] = mapped_column(String(255))
     duplicate_of_id: Mapped[int | None] = mapped_column(
@@ -170,9 +188,9 @@ class Capture(Base):
     review_status: Mapped[str] = mapped_column(String(16), default=ReviewStatus.PENDING.value)
     reviewer_note: Mapped[str] = mapped_column(Text, default="")
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    reviewed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
-    upload_started_at: Mapped[datetime | None] = mapped_column(TZDateTime)
-    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    upload_started_at: Mapped[datetime | None] = mapped_column(TZDateTime())
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
     session: Mapped[CaptureSession] = relationship()
     uploaded_by: Mapped[User | None] = relationship(foreign_keys=[uploaded_by_id])

@@ -1,0 +1,76 @@
+"""The tuscam Flask application: config, database, auth, the tus server and the pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, redirect, url_for
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import config as config_module
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    instance = Path(app.instance_path)
+    if test_config is None:
+        app.config.from_mapping(config_module.load(instance))
+    else:
+        app.config.from_mapping(test_config)
+        app.config.setdefault("DATABASE_URL", f"sqlite:///{instance / 'tuscam.sqlite3'}")
+        app.config.setdefault("DATA_DIR", str(instance / "data"))
+        for key, default in config_module.defaults().items():
+            app.config.setdefault(key, default)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        # Lax keeps the session cookie off cross-site POST/PATCH requests (CSRF on tus and API).
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(app.config.get("SECURE_COOKIES")),
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        CSRF_EXEMPT_BLUEPRINTS=("tus",),
+        MAX_FORM_MEMORY_SIZE=1024 * 1024,
+    )
+    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    if app.config.get("PROXY_FIX"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
+
+    from app import api, auth, cli, db, errors, pages, uploads
+
+    db.init_app(app)
+    errors.init_app(app)
+    auth.csrf.init_app(app)
+    app.before_request(auth.csrf_protect_unless_token)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    uploads.init_app(app)
+    app.register_blueprint(pages.bp)
+    cli.init_app(app)
+    _init_frontend(app)
+
+    @app.context_processor
+    def _endpoints() -> dict[str, Any]:
+        # Lets the layout link only to pages that are registered.
+        return {"url_rules": app.view_functions.keys()}
+
+    @app.route("/healthz")
+    def healthz() -> Any:
+        return {"status": "ok"}
+
+    @app.route("/favicon.ico")
+    def favicon() -> Any:
+        return redirect(url_for("static", filename="favicon.svg"))
+
+    return app
+
+
+def _init_frontend(app: Flask) -> None:
+    """The camera page and Vite assets live in their own modules; both are optional imports so the
+    API and tus server work before the frontend is built."""
+    try:
+        from app import assets, camera
+    except ImportError:  # pragma: no cover - during early development only
+        return
+    assets.init_assets(app)
+    app.register_blueprint(camera.bp)

@@ -1,0 +1,154 @@
+"""Admin commands: `tuscam init-db`, `create-user`, `create-token`, `list-users`, `cleanup`,
+`reprocess`. `tuscam` is the Flask CLI of this app (console script in pyproject.toml)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+from sqlalchemy import select
+
+from app.auth import ROLES, hash_password, new_token
+from app.db import session_factory
+from services.models import Capture, Role, User
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(database_url: str) -> None:
+    command.upgrade(alembic_config(database_url), "head")
+
+
+def _read_password(prompt: bool) -> str:
+    if sys.stdin.isatty() and prompt:
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.ClickException("Give the password on standard input (one line).")
+    return password
+
+
+@click.command("init-db")
+def init_db() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    upgrade_database(current_app.config["DATABASE_URL"])
+    click.echo("Database is at the latest schema.")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(ROLES), default=Role.OPERATOR.value, show_default=True)
+def create_user(username: str, role: str) -> None:
+    """Create a user; the password is read from a prompt or standard input, never an argument."""
+    if not 1 <= len(username) <= 80 or not username.isprintable() or " " in username:
+        raise click.ClickException("A username is 1-80 printable characters without spaces.")
+    password = _read_password(prompt=True)
+    if len(password) < 8:
+        raise click.ClickException("The password must have at least 8 characters.")
+    with session_factory(current_app)() as db:
+        if db.scalar(select(User).where(User.username == username)):
+            raise click.ClickException(f"User {username!r} exists already.")
+        db.add(User(username=username, role=role, password_hash=hash_password(password)))
+        db.commit()
+    click.echo(f"Created {role} {username}.")
+
+
+@click.command("create-token")
+@click.argument("username")
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+def create_token(username: str, name: str) -> None:
+    """Create an API token; it is printed once, alone on the last line."""
+    with session_factory(current_app)() as db:
+        user = db.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise click.ClickException(f"There is no user {username!r}.")
+        token = new_token(db, user, name)
+        db.commit()
+    click.echo(f"Token {name!r} for {username} (shown once; store it now):", err=True)
+    click.echo(token)
+
+
+@click.command("list-users")
+def list_users() -> None:
+    """List users with their role and whether they are active."""
+    with session_factory(current_app)() as db:
+        for user in db.scalars(select(User).order_by(User.username)):
+            state = "active" if user.active else "inactive"
+            click.echo(f"{user.username}\t{user.role}\t{state}")
+
+
+@click.command("cleanup")
+def cleanup() -> None:
+    """Remove expired unfinished uploads (TUSCAM_UPLOAD_EXPIRY)."""
+    removed = current_app.extensions["tuscam.tus"].cleanup()
+    click.echo(f"Removed {removed} expired upload(s).")
+
+
+@click.command("reprocess")
+@click.option("--session", "session_id", type=int, help="Only the captures of this session.")
+def reprocess(session_id: int | None) -> None:
+    """Re-run validation and thumbnails from the stored originals."""
+    from services.camera.capture_service import CameraCaptureService
+
+    from app.uploads import capture_store
+
+    with session_factory(current_app)() as db:
+        query = select(Capture.id).order_by(Capture.id)
+        if session_id is not None:
+            query = query.where(Capture.session_id == session_id)
+        ids = list(db.scalars(query))
+        service = CameraCaptureService(
+            db, capture_store(current_app), max_pixels=current_app.config["MAX_IMAGE_PIXELS"]
+        )
+        counts: dict[str, int] = {}
+        with click.progressbar(ids, label="Reprocessing", file=sys.stderr) as bar:
+            for capture_id in bar:
+                result = service.reprocess(capture_id)
+                counts[result.status] = counts.get(result.status, 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing"
+    click.echo(f"Reprocessed {len(ids)} capture(s): {summary}.")
+
+
+@click.command("ensure-admin")
+def ensure_admin() -> None:
+    """Create a first admin with a random password if there is no admin yet (used by make run)."""
+    import secrets
+
+    with session_factory(current_app)() as db:
+        if db.scalar(select(User).where(User.role == Role.ADMIN)):
+            click.echo("An admin account exists; log in with it (tuscam list-users).")
+            return
+        password = secrets.token_urlsafe(12)
+        db.add(User(username="admin", role=Role.ADMIN.value, password_hash=hash_password(password)))
+        db.commit()
+    click.echo("Created the first admin account. Log in at /auth/login with")
+    click.echo("  username: admin")
+    click.echo(f"  password: {password}")
+    click.echo("(shown once; change it with the 'tuscam create-user' of a new admin if lost)")
+
+
+def init_app(app: Flask) -> None:
+    for cmd in (init_db, create_user, create_token, list_users, cleanup, reprocess, ensure_admin):
+        app.cli.add_command(cmd)
+
+
+def _create() -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+def main() -> None:
+    FlaskGroup(create_app=_create, add_default_commands=True)(prog_name="tuscam")

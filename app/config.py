@@ -1,0 +1,73 @@
+"""Configuration: embedded defaults, overridden by TUSCAM_* environment variables.
+
+Every key here is documented in the README; tests pass a dict to create_app instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TUSCAM_"
+
+# key -> (default, parser); defaults that depend on the instance folder are filled in load().
+_INT_KEYS = {
+    "MAX_UPLOAD_BYTES": 2 * 1024**3,
+    "UPLOAD_EXPIRY": 86400,
+    "TUS_LOCK_TIMEOUT": 10,
+    "TUS_BODY_IDLE_TIMEOUT": 30,
+    "TUS_MAX_UNFINISHED_PER_USER": 200,
+    "MAX_IMAGE_PIXELS": 50_000_000,
+}
+_STR_KEYS = ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS")
+_BOOL_KEYS = {"PROXY_FIX": False, "TUS_FSYNC_EACH_PATCH": False, "SECURE_COOKIES": False}
+
+
+def _parse_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_path: Path) -> str:
+    """A secret generated once and kept in the instance folder, never in the repository."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def defaults() -> dict[str, Any]:
+    """Defaults for keys a test configuration does not name."""
+    return {**_INT_KEYS, **_BOOL_KEYS, "CORS_ORIGINS": "", "SECRET_KEY": secrets.token_hex(16)}
+
+
+def load(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the configuration from the environment with defaults filled in."""
+    env = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for key, default in _INT_KEYS.items():
+        raw = env.get(ENV_PREFIX + key)
+        if raw is None or raw == "":
+            config[key] = default
+            continue
+        if not raw.isascii() or not raw.isdigit():
+            raise ValueError(f"{ENV_PREFIX}{key} must be a whole number, got {raw!r}")
+        config[key] = int(raw)
+    for key, default in _BOOL_KEYS.items():
+        raw = env.get(ENV_PREFIX + key)
+        config[key] = default if raw is None else _parse_bool(raw)
+    for key in _STR_KEYS:
+        if env.get(ENV_PREFIX + key):
+            config[key] = env[ENV_PREFIX + key]
+    config.setdefault("DATABASE_URL", f"sqlite:///{instance_path / 'tuscam.sqlite3'}")
+    config.setdefault("DATA_DIR", str(instance_path / "data"))
+    config.setdefault("CORS_ORIGINS", "")
+    if "SECRET_KEY" not in config:
+        config["SECRET_KEY"] = _secret_key(instance_path)
+    return config

@@ -1,0 +1,62 @@
+"""The SQLAlchemy engine and one session per request, closed (and rolled back) on teardown.
+
+SQLite gets WAL mode, a busy timeout and foreign keys; PostgreSQL is used as configured.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            # WAL lets readers run while a writer commits; the busy timeout makes writers from
+            # several gunicorn workers wait for each other instead of failing at once.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
+
+
+def init_app(app: Flask) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["tuscam.engine"] = engine
+    app.extensions["tuscam.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_db)
+
+
+def session_factory(app: Flask) -> sessionmaker[Session]:
+    return app.extensions["tuscam.sessionmaker"]
+
+
+def get_db() -> Session:
+    """The request's session, opened on first use."""
+    if "db" not in g:
+        from flask import current_app
+
+        g.db = session_factory(current_app)()
+    return g.db
+
+
+def _close_db(exc: BaseException | None) -> None:
+    db: Session | None = g.pop("db", None)
+    if db is None:
+        return
+    if exc is not None:
+        db.rollback()
+    db.close()

@@ -1,0 +1,197 @@
+"""The tus server mounted at /files/, its authentication check and the hooks that turn a finished
+upload into a capture (services.camera). Also serves the stored capture files."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, g, request, send_file
+from services.camera.capture_service import CameraCaptureService
+from services.camera.capture_store import CaptureStore
+from services.camera.metadata import MetadataError, authorize_capture, parse_capture_metadata
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.access import can_upload_to, require_visible_capture
+from app.auth import current_user, login_required
+from app.db import get_db, session_factory
+from app.errors import ApiError
+from app.tus.blueprint import create_tus_blueprint
+from app.tus.config import TusConfig
+from app.tus.handler import TusHandler
+from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
+from services.models import Capture, Role, User
+
+log = logging.getLogger(__name__)
+files_bp = Blueprint("capture_files", __name__)
+
+
+class CaptureHooks:
+    """tus hooks bound to a database and a capture store; usable outside a request (reconcile)."""
+
+    def __init__(self, sessions: sessionmaker[Session], store: CaptureStore, max_pixels: int):
+        self.sessions = sessions
+        self.store = store
+        self.max_pixels = max_pixels
+
+    def hooks(self) -> Hooks:
+        return Hooks(pre_create=self.pre_create, finish=self.finish)
+
+    def pre_create(self, ctx: CreateContext) -> None:
+        with self.sessions() as db:
+            user = db.get(User, int(ctx.owner))
+            if user is None or not user.active:
+                raise HookRefused(401, "Your account is not active any more; log in again.")
+            if ctx.is_partial:
+                # A partial upload carries no capture metadata of its own (tus concatenation):
+                # the final upload that names it is checked instead.
+                if user.role not in (Role.OPERATOR, Role.ADMIN):
+                    raise HookRefused(
+                        403, f"Uploading needs the operator role; you are {user.role}."
+                    )
+                return
+            try:
+                req = parse_capture_metadata(ctx.metadata)
+                session = authorize_capture(db, user, req)
+            except MetadataError as exc:
+                raise HookRefused(exc.status, str(exc)) from exc
+            assert can_upload_to(user, session)
+
+    def finish(self, info: UploadInfo, path: Path) -> Mapping[str, str]:
+        with self.sessions() as db:
+            req = parse_capture_metadata(info.metadata)
+            service = CameraCaptureService(db, self.store, max_pixels=self.max_pixels)
+            result = service.save_capture(
+                req.session_id,
+                path,
+                req.capture_trigger,
+                req.assessment_id,
+                req.capture_type,
+                req.camera_settings,
+                upload_id=info.id,
+                filename=req.filename,
+                filetype=req.filetype,
+                uploaded_by_id=int(info.owner),
+                expected_sha256=req.sha256,
+                upload_started_at=info.created_at,
+            )
+        headers = {
+            "Tuscam-Capture-Id": str(result.capture_id),
+            "Tuscam-Capture-Status": result.status,
+        }
+        if result.reason:
+            headers["Tuscam-Capture-Reason"] = _header_safe(result.reason)
+        return headers
+
+
+def _header_safe(text: str) -> str:
+    """Short and ASCII: a reason travels in a response header (DESIGN.md)."""
+    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
+    return clean[:200]
+
+
+def _same_origin(origin: str) -> bool:
+    host = urlsplit(origin).netloc
+    return host == request.host
+
+
+def _authenticate() -> tuple[str, bool] | None:
+    user = current_user()
+    if user is None:
+        return None
+    origin = request.headers.get("Origin")
+    allowed = current_app.config["TUS_CORS_ORIGINS"]
+    # A cookie is sent by the browser whoever wrote the page; only our own pages (or configured
+    # origins) may use it to upload. Bearer tokens are never sent implicitly, so they pass.
+    if (
+        g.get("auth_via") == "session"
+        and origin
+        and not _same_origin(origin)
+        and origin not in allowed
+    ):
+        raise ApiError(403, "cross-origin", f"Uploads from {origin} are not allowed.")
+    return str(user.id), user.is_admin
+
+
+def make_handler(app: Flask) -> TusHandler:
+    data_dir = Path(app.config["DATA_DIR"])
+    config = TusConfig(
+        upload_dir=data_dir / "uploads",
+        max_size=app.config["MAX_UPLOAD_BYTES"] or None,
+        expiry_seconds=app.config["UPLOAD_EXPIRY"] or None,
+        lock_timeout=float(app.config["TUS_LOCK_TIMEOUT"]),
+        body_idle_timeout=float(app.config["TUS_BODY_IDLE_TIMEOUT"]),
+        fsync_each_patch=bool(app.config["TUS_FSYNC_EACH_PATCH"]),
+        max_unfinished_per_owner=app.config["TUS_MAX_UNFINISHED_PER_USER"] or None,
+    )
+    config.upload_dir.mkdir(parents=True, exist_ok=True)
+    hooks = CaptureHooks(session_factory(app), capture_store(app), app.config["MAX_IMAGE_PIXELS"])
+    return TusHandler(config, hooks=hooks.hooks())
+
+
+def capture_store(app: Flask) -> CaptureStore:
+    return CaptureStore(Path(app.config["DATA_DIR"]) / "captures")
+
+
+def init_app(app: Flask) -> None:
+    origins = [o.strip() for o in str(app.config.get("CORS_ORIGINS", "")).split(",") if o.strip()]
+    app.config["TUS_CORS_ORIGINS"] = origins
+    handler = make_handler(app)
+    app.extensions["tuscam.tus"] = handler
+    app.register_blueprint(
+        create_tus_blueprint(handler, _authenticate, cors_origins=origins), url_prefix="/files"
+    )
+    app.register_blueprint(files_bp)
+    if not app.config.get("TESTING"):
+        # Uploads that were complete on disk when a worker died are finished now; every worker
+        # may try, the per-upload lock and the finished flag make it happen once.
+        threading.Thread(target=_reconcile, args=(handler,), daemon=True).start()
+
+
+def _reconcile(handler: TusHandler) -> None:
+    try:
+        count = handler.reconcile()
+        if count:
+            log.info("reconciled %d finished upload(s)", count)
+    except Exception:  # a failed reconcile must not stop the worker; the next start retries
+        log.exception("reconcile failed")
+
+
+def _capture_file(capture_id: int, which: str) -> tuple[Capture, Path]:
+    user = current_user()
+    assert user is not None
+    capture = require_visible_capture(user, get_db().get(Capture, capture_id), capture_id)
+    relative = capture.original_path if which == "original" else capture.thumbnail_path
+    if not relative:
+        raise ApiError(404, "not-found", f"Capture {capture_id} has no {which}.")
+    return capture, capture_store(current_app).path(relative)
+
+
+@files_bp.get("/captures/<int:capture_id>/original")
+@login_required
+def original(capture_id: int) -> Any:
+    capture, path = _capture_file(capture_id, "original")
+    mimetype = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
+        capture.format or "", "application/octet-stream"
+    )
+    response = send_file(
+        path, mimetype=mimetype, as_attachment=True, download_name=capture.filename
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@files_bp.get("/captures/<int:capture_id>/thumbnail")
+@login_required
+def thumbnail(capture_id: int) -> Any:
+    _capture, path = _capture_file(capture_id, "thumbnail")
+    response = send_file(path, mimetype="image/jpeg", max_age=86400, conditional=True)
+    response.cache_control.private = True
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

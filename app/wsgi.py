@@ -1,0 +1,5 @@
+"""WSGI entry point for gunicorn: `gunicorn -c gunicorn.conf.py` loads app.wsgi:app."""
+
+from app import create_app
+
+app = create_app()
