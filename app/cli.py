@@ -10,7 +10,7 @@ import click
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from app.auth import ROLES, hash_password, new_token
@@ -41,6 +41,7 @@ def _read_password(prompt: bool) -> str:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
     upgrade_database(current_app.config["DATABASE_URL"])
@@ -48,6 +49,7 @@ def init_db() -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), default=Role.OPERATOR.value, show_default=True)
 def create_user(username: str, role: str) -> None:
@@ -66,6 +68,7 @@ def create_user(username: str, role: str) -> None:
 
 
 @click.command("create-token")
+@with_appcontext
 @click.argument("username")
 @click.option("--name", default="cli", show_default=True, help="What the token is for.")
 def create_token(username: str, name: str) -> None:
@@ -81,6 +84,7 @@ def create_token(username: str, name: str) -> None:
 
 
 @click.command("list-users")
+@with_appcontext
 def list_users() -> None:
     """List users with their role and whether they are active."""
     with session_factory(current_app)() as db:
@@ -90,6 +94,7 @@ def list_users() -> None:
 
 
 @click.command("cleanup")
+@with_appcontext
 def cleanup() -> None:
     """Remove expired unfinished uploads (TUSCAM_UPLOAD_EXPIRY)."""
     removed = current_app.extensions["tuscam.tus"].cleanup()
@@ -97,6 +102,7 @@ def cleanup() -> None:
 
 
 @click.command("reprocess")
+@with_appcontext
 @click.option("--session", "session_id", type=int, help="Only the captures of this session.")
 def reprocess(session_id: int | None) -> None:
     """Re-run validation and thumbnails from the stored originals."""
@@ -122,6 +128,7 @@ def reprocess(session_id: int | None) -> None:
 
 
 @click.command("ensure-admin")
+@with_appcontext
 def ensure_admin() -> None:
     """Create a first admin with a random password if there is no admin yet (used by make run)."""
     import secrets

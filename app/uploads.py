@@ -128,7 +128,6 @@ def make_handler(app: Flask) -> TusHandler:
         fsync_each_patch=bool(app.config["TUS_FSYNC_EACH_PATCH"]),
         max_unfinished_per_owner=app.config["TUS_MAX_UNFINISHED_PER_USER"] or None,
     )
-    config.upload_dir.mkdir(parents=True, exist_ok=True)
     hooks = CaptureHooks(session_factory(app), capture_store(app), app.config["MAX_IMAGE_PIXELS"])
     return TusHandler(config, hooks=hooks.hooks())
 
