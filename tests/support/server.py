@@ -197,7 +197,7 @@ def _wait_ready(server: LiveServer, workers: int, timeout: float = 60) -> None:
                 and len(server.worker_pids()) >= workers
             ):
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or busy starting
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not become ready:\n{server.log()}")

@@ -1,0 +1,287 @@
+"""CameraCaptureService: every finished upload becomes exactly one Capture row -- accepted,
+rejected (with a short reason, bytes kept) or duplicate -- with its files, in one transaction.
+
+No HTTP here: the tus finish hook, the CLI and tests call it with a Session, a CaptureStore,
+a path or stream, and plain values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.camera import imaging
+from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile
+from services.models import Capture, CaptureSession, CaptureStatus, utcnow
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    capture_id: int
+    status: str  # accepted | rejected | duplicate
+    reason: str | None
+
+    @classmethod
+    def of(cls, capture: Capture) -> CaptureResult:
+        return cls(capture.id, capture.status, capture.reject_reason)
+
+
+class CameraCaptureService:
+    def __init__(
+        self,
+        db: Session,
+        store: CaptureStore,
+        *,
+        max_pixels: int = 50_000_000,
+        thumbnail_size: int = 400,
+        clock: Callable[[], datetime] = utcnow,
+        draft: bool = True,  # JPEG decoded at reduced scale for the thumbnail (bench compares)
+    ):
+        self.db = db
+        self.store = store
+        self.max_pixels = max_pixels
+        self.thumbnail_size = thumbnail_size
+        self.clock = clock
+        self.draft = draft
+
+    def save_capture(
+        self,
+        session_id: int,
+        file_data: Path | BinaryIO,
+        capture_trigger: str = "manual",
+        assessment_id: int | None = None,
+        capture_type: str = "photo",
+        camera_settings_snapshot: dict[str, Any] | None = None,
+        *,
+        upload_id: str,
+        filename: str,
+        filetype: str | None = None,
+        uploaded_by_id: int | None = None,
+        expected_sha256: str | None = None,
+        upload_started_at: datetime | None = None,
+    ) -> CaptureResult:
+        """Record the capture of one finished upload; idempotent per `upload_id`.
+
+        An invalid image is not an error: it is recorded as rejected with its reason and its
+        bytes kept for reviewers. An exception means nothing was recorded and no new file is
+        left behind, so the caller (the tus finish hook) may simply retry.
+        """
+        existing = self._by_upload_id(upload_id)
+        if existing is not None:
+            return CaptureResult.of(existing)
+        session = self.db.get(CaptureSession, session_id)
+        if session is None:
+            raise LookupError(f"capture session {session_id} does not exist")
+        if assessment_id is not None and assessment_id != session.assessment_id:
+            raise ValueError(
+                f"assessment {assessment_id} does not match session {session_id} "
+                f"(assessment {session.assessment_id})"
+            )
+        extra: dict[str, Any] = {}
+        if expected_sha256:
+            extra["expected_sha256"] = expected_sha256.lower()
+        staged = self.store.stage(file_data, block_size=BLOCK_SIZE)
+        created: list[str] = []
+        try:
+            capture = Capture(
+                session_id=session_id,
+                upload_id=upload_id,
+                uploaded_by_id=uploaded_by_id,
+                filename=filename[:255],
+                declared_type=(filetype or "")[:100],
+                capture_trigger=capture_trigger,
+                capture_type=capture_type,
+                camera_settings=dict(camera_settings_snapshot or {}),
+                metadata_extra=extra,
+                sha256=staged.sha256,
+                bytes=staged.size,
+                upload_started_at=upload_started_at,
+                created_at=self.clock(),
+            )
+            self._classify(capture, staged, created)
+            self.db.add(capture)
+            self.db.commit()
+        except IntegrityError:
+            # Another process recorded this upload between our check and our insert.
+            self.db.rollback()
+            self._remove_unreferenced(created)
+            existing = self._by_upload_id(upload_id)
+            if existing is None:
+                raise
+            return CaptureResult.of(existing)
+        except BaseException:
+            self.db.rollback()
+            self._remove_unreferenced(created)
+            raise
+        finally:
+            self.store.discard(staged.path)
+        return CaptureResult.of(capture)
+
+    def reprocess(self, capture_id: int) -> CaptureResult:
+        """Re-run validation and the thumbnail from the stored original (after a fix or a lost
+        thumbnail). The original is re-hashed first: a changed file is never trusted."""
+        capture = self.db.get(Capture, capture_id)
+        if capture is None:
+            raise LookupError(f"capture {capture_id} does not exist")
+        if capture.status == CaptureStatus.DUPLICATE and capture.duplicate_of_id is not None:
+            twin = self.db.get(Capture, capture.duplicate_of_id)
+            if twin is not None and twin.status == CaptureStatus.ACCEPTED:
+                return CaptureResult.of(capture)
+        created: list[str] = []
+        try:
+            self._revalidate(capture, created)
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            self._remove_unreferenced(created)
+            raise
+        return CaptureResult.of(capture)
+
+    # -- the decision ----------------------------------------------------------------------
+    def _classify(self, capture: Capture, staged: StagedFile, created: list[str]) -> None:
+        expected = capture.metadata_extra.get("expected_sha256")
+        if expected and expected != staged.sha256:
+            self._reject(capture, f"sha256 mismatch: expected {expected}, got {staged.sha256}")
+            self._publish_original(capture, staged.path, created)
+            return
+        twin = self._accepted_twin(capture.session_id, staged.sha256)
+        if twin is not None:
+            # Same bytes already accepted in this session: point at its files, store nothing.
+            capture.status = CaptureStatus.DUPLICATE.value
+            capture.duplicate_of_id = twin.id
+            for name in ("original_path", "thumbnail_path", "width", "height", "format", "exif"):
+                setattr(capture, name, getattr(twin, name))
+            capture.taken_at = twin.taken_at
+            return
+        self._inspect(capture, staged.path, created, replace_thumbnail=False)
+        self._publish_original(capture, staged.path, created)
+
+    def _revalidate(self, capture: Capture, created: list[str]) -> None:
+        relative = capture.original_path
+        if not relative or not self.store.exists(relative):
+            self._reject(capture, "original file is missing from the store")
+            return
+        path = self.store.path(relative)
+        if _sha256_of(path) != capture.sha256:
+            self._reject(capture, "stored original does not match its sha256")
+            return
+        expected = (capture.metadata_extra or {}).get("expected_sha256")
+        if expected and expected != capture.sha256:
+            self._reject(capture, f"sha256 mismatch: expected {expected}, got {capture.sha256}")
+            return
+        capture.duplicate_of_id = None
+        self._inspect(capture, path, created, replace_thumbnail=True)
+        if capture.status == CaptureStatus.ACCEPTED:
+            twin = self._accepted_twin(capture.session_id, capture.sha256, before=capture.id)
+            if twin is not None:
+                capture.status = CaptureStatus.DUPLICATE.value
+                capture.duplicate_of_id = twin.id
+
+    def _inspect(
+        self, capture: Capture, path: Path, created: list[str], *, replace_thumbnail: bool
+    ) -> None:
+        try:
+            processed = imaging.process_image(
+                path,
+                declared_type=capture.declared_type,
+                max_pixels=self.max_pixels,
+                thumbnail_size=self.thumbnail_size,
+                draft=self.draft,
+            )
+        except imaging.ImageRejected as exc:
+            self._reject(capture, exc.reason)
+            capture.format = exc.format
+            capture.width, capture.height = exc.size or (None, None)
+            return
+        info = processed.info
+        capture.status = CaptureStatus.ACCEPTED.value
+        capture.reject_reason = None
+        capture.format = info.format
+        capture.width, capture.height = info.width, info.height
+        capture.exif = info.exif
+        capture.taken_at = info.taken_at
+        relative = self.store.thumbnail_name(capture.sha256)
+        existed = self.store.exists(relative)
+        with self.store.temp_file(".jpg") as temp:
+            imaging.save_thumbnail(processed.thumbnail, temp)
+            if self.store.publish(temp, relative, replace=replace_thumbnail) and not existed:
+                created.append(relative)
+        capture.thumbnail_path = relative
+
+    def _publish_original(self, capture: Capture, staged: Path, created: list[str]) -> None:
+        with staged.open("rb") as fh:
+            fmt = imaging.sniff_format(fh.read(16))
+        relative = self.store.original_name(capture.sha256, imaging.FORMAT_EXT.get(fmt, "bin"))
+        if self.store.publish(staged, relative):
+            created.append(relative)
+        capture.original_path = relative
+
+    @staticmethod
+    def _reject(capture: Capture, reason: str) -> None:
+        capture.status = CaptureStatus.REJECTED.value
+        capture.reject_reason = imaging.ascii_reason(reason, limit=255)
+        capture.thumbnail_path = None
+
+    # -- queries ---------------------------------------------------------------------------
+    def _by_upload_id(self, upload_id: str) -> Capture | None:
+        return self.db.scalar(select(Capture).where(Capture.upload_id == upload_id))
+
+    def _accepted_twin(
+        self, session_id: int, sha256: str, *, before: int | None = None
+    ) -> Capture | None:
+        query = select(Capture).where(
+            Capture.session_id == session_id,
+            Capture.sha256 == sha256,
+            Capture.status == CaptureStatus.ACCEPTED.value,
+        )
+        if before is not None:
+            query = query.where(Capture.id < before)
+        return self.db.scalar(query.order_by(Capture.id).limit(1))
+
+    def _remove_unreferenced(self, created: list[str]) -> None:
+        """Roll back files this call created -- unless a committed row (another upload of the
+        same bytes, racing us) already points at the same content-addressed file."""
+        for relative in created:
+            try:
+                used = _referenced(self.db, relative)
+            except Exception:  # noqa: BLE001 - the database is what just failed; files we
+                used = False  # created a moment ago are ours to remove
+            if not used:
+                self.store.delete(relative)
+
+
+def _referenced(db: Session, relative: str, *, besides: int | None = None) -> bool:
+    query = select(Capture.id).where(
+        or_(Capture.original_path == relative, Capture.thumbnail_path == relative)
+    )
+    if besides is not None:
+        query = query.where(Capture.id != besides)
+    return db.scalar(query.limit(1)) is not None
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(BLOCK_SIZE):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def delete_capture_files(db: Session, store: CaptureStore, capture: Capture) -> list[str]:
+    """Remove a capture's original and thumbnail unless another capture shares them (files are
+    content-addressed: duplicates and the same photo in other sessions point at one file).
+    Returns the relative paths removed; the caller deletes the row and commits."""
+    removed = []
+    for relative in {capture.original_path, capture.thumbnail_path} - {None}:
+        assert relative is not None
+        if not _referenced(db, relative, besides=capture.id) and store.delete(relative):
+            removed.append(relative)
+    return sorted(removed)

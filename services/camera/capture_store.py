@@ -1,0 +1,174 @@
+"""Where capture files live: originals byte-exact by content hash, thumbnails beside them.
+
+Layout under `root` (= <TUSCAM_DATA_DIR>/captures):
+    originals/ab/cd/<sha256>.<ext>     the uploaded bytes, never rewritten
+    thumbnails/ab/cd/<sha256>.jpg      derived, may be regenerated (reprocess)
+    tmp/                               staging; a file appears under its final name only by
+                                       link/rename after fsync, so a crash leaves no half file
+The database stores the relative paths.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+BLOCK_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """The upload's bytes under root/tmp, with the digest computed while they were read once."""
+
+    path: Path
+    sha256: str
+    size: int
+    linked: bool  # a hard link to the tus data file rather than a copy
+
+
+class CaptureStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # -- names -------------------------------------------------------------------------------
+    @staticmethod
+    def original_name(sha256: str, ext: str) -> str:
+        return f"originals/{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"
+
+    @staticmethod
+    def thumbnail_name(sha256: str) -> str:
+        return f"thumbnails/{sha256[:2]}/{sha256[2:4]}/{sha256}.jpg"
+
+    def path(self, relative: str) -> Path:
+        """Absolute path of a stored file; refuses anything that would leave the store."""
+        candidate = (self.root / relative).resolve()
+        root = self.root.resolve()
+        if not candidate.is_relative_to(root) or candidate == root:
+            raise ValueError(f"{relative!r} is not a path inside the capture store")
+        return candidate
+
+    def exists(self, relative: str) -> bool:
+        return self.path(relative).is_file()
+
+    # -- staging -----------------------------------------------------------------------------
+    def temp_path(self, suffix: str = "") -> Path:
+        tmp = self.root / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp / f"{secrets.token_hex(12)}{suffix}.tmp"
+
+    def stage(self, source: Path | BinaryIO, *, block_size: int = BLOCK_SIZE) -> StagedFile:
+        """Bring the upload into the store under a temporary name, hashing it in one pass.
+
+        A path on the same filesystem is hard-linked (no copy; tus fsynced it before the finish
+        hook) and then read once for the digest; otherwise the bytes are copied and hashed in
+        the same pass. Memory stays at one block whatever the file size.
+        """
+        temp = self.temp_path()
+        try:
+            if isinstance(source, (str, os.PathLike)):
+                try:
+                    os.link(source, temp)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+                else:
+                    digest, size = _hash_file(temp, block_size)
+                    return StagedFile(temp, digest, size, linked=True)
+                with open(source, "rb") as src:
+                    digest, size = _copy_hashing(src, temp, block_size)
+            else:
+                digest, size = _copy_hashing(source, temp, block_size)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return StagedFile(temp, digest, size, linked=False)
+
+    @contextmanager
+    def temp_file(self, suffix: str = "") -> Iterator[Path]:
+        """A temporary path in the store, removed on exit unless published meanwhile."""
+        temp = self.temp_path(suffix)
+        try:
+            yield temp
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def publish(self, temp: Path, relative: str, *, replace: bool = False) -> bool:
+        """Give a fsynced temporary file its final name; True if this call created the file.
+
+        Without `replace`, an existing file of the same name is kept (content-addressed: same
+        name, same bytes) and the link is exclusive, so of two racing writers only one "creates"
+        the file -- only that one may remove it again on rollback.
+        """
+        final = self.path(relative)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_file(temp)
+        if replace:
+            os.replace(temp, final)
+            created = True
+        else:
+            try:
+                os.link(temp, final)
+                created = True
+            except FileExistsError:
+                created = False
+            temp.unlink(missing_ok=True)
+        _fsync_dir(final.parent)
+        return created
+
+    def discard(self, temp: Path) -> None:
+        temp.unlink(missing_ok=True)
+
+    def delete(self, relative: str) -> bool:
+        """Remove a stored file (rollback, cleanup); True if it was there."""
+        try:
+            self.path(relative).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _hash_file(path: Path, block_size: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(block_size):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _copy_hashing(src: BinaryIO, dest: Path, block_size: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(dest, "xb") as out:
+        while block := src.read(block_size):
+            digest.update(block)
+            out.write(block)
+            size += len(block)
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest(), size
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename/link is durable only once the directory entry is on disk.
+    with suppress(OSError):
+        _fsync_file(path)
+
+
+__all__ = ["BLOCK_SIZE", "CaptureStore", "StagedFile"]

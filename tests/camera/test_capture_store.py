@@ -1,0 +1,57 @@
+"""CaptureStore: content-addressed originals, atomic publication, no path escapes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+
+from services.camera.capture_store import CaptureStore
+
+from .helpers import stored_files
+
+
+def test_staging_a_stream_hashes_it_in_blocks(store: CaptureStore) -> None:
+    data = bytes(range(256)) * 5000
+    staged = store.stage(io.BytesIO(data), block_size=4096)
+    assert staged.sha256 == hashlib.sha256(data).hexdigest()
+    assert staged.size == len(data) and not staged.linked
+    assert staged.path.read_bytes() == data
+
+
+def test_publish_is_exclusive_for_content_addressed_names(
+    store: CaptureStore, tmp_path: Path
+) -> None:
+    name = store.original_name("ab" * 32, "jpg")
+    assert name == f"originals/ab/ab/{'ab' * 32}.jpg"
+    first = store.stage(io.BytesIO(b"one"))
+    second = store.stage(io.BytesIO(b"one"))
+    assert store.publish(first.path, name) is True
+    assert store.publish(second.path, name) is False  # the existing file stays, temp is gone
+    assert store.path(name).read_bytes() == b"one"
+    assert stored_files(store.root) == [name]
+
+
+def test_publish_with_replace_overwrites(store: CaptureStore) -> None:
+    name = store.thumbnail_name("cd" * 32)
+    for content in (b"old", b"new"):
+        with store.temp_file() as temp:
+            temp.write_bytes(content)
+            assert store.publish(temp, name, replace=True)
+    assert store.path(name).read_bytes() == b"new"
+    assert stored_files(store.root) == [name]
+
+
+@pytest.mark.parametrize("relative", ["../x", "originals/../../x", "/etc/passwd", ""])
+def test_paths_outside_the_store_are_refused(store: CaptureStore, relative: str) -> None:
+    with pytest.raises(ValueError, match="not a path inside the capture store"):
+        store.path(relative)
+
+
+def test_delete_reports_whether_the_file_was_there(store: CaptureStore) -> None:
+    name = store.original_name("ef" * 32, "png")
+    store.publish(store.stage(io.BytesIO(b"x")).path, name)
+    assert store.delete(name) is True
+    assert store.delete(name) is False
