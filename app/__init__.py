@@ -36,7 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if app.config.get("PROXY_FIX"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
 
-    from app import api, auth, cli, db, errors, pages, uploads
+    from app import api, assets, auth, camera, cli, db, errors, pages, review, uploads
 
     db.init_app(app)
     errors.init_app(app)
@@ -46,8 +46,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     uploads.init_app(app)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(camera.bp)
+    review.init_app(app)
     cli.init_app(app)
-    _init_frontend(app)
+    assets.init_assets(app)
 
     @app.context_processor
     def _endpoints() -> dict[str, Any]:
@@ -63,14 +65,3 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return redirect(url_for("static", filename="favicon.svg"))
 
     return app
-
-
-def _init_frontend(app: Flask) -> None:
-    """The camera page and Vite assets live in their own modules; both are optional imports so the
-    API and tus server work before the frontend is built."""
-    try:
-        from app import assets, camera
-    except ImportError:  # pragma: no cover - during early development only
-        return
-    assets.init_assets(app)
-    app.register_blueprint(camera.bp)
