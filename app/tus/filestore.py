@@ -1,0 +1,207 @@
+"""FileStore: uploads on a local file system, `<id>` the data (its size IS the offset),
+`<id>.info` the JSON record, `<id>.gone` a tombstone after termination or expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.tus.fileio import copy_from, send_all, write_atomic
+from app.tus.protocol import is_upload_id
+from app.tus.storage import ChunkSource, OffsetMismatch, UploadGone, UploadNotFound, UploadRecord
+
+STRAY_SECONDS = 3600  # staging and temp files older than this belong to no live request
+
+
+class FileStore:
+    """Crash safety: data is appended in place, so the offset (a stat) never counts bytes that
+    are not in the file, and after a crash record and data agree (the record holds no offset);
+    checksummed chunks are staged in `<id>.chunk` and appended only once verified; records are
+    replaced atomically (temp file, fsync, rename, fsync of the folder); a final upload's data
+    is assembled under a temp name and published before its record. Data is fsynced by
+    finalize() (before the finish hook, or after each PATCH with fsync_each_patch)."""
+
+    def __init__(self, directory: Path, *, block_size: int = 1 << 20) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.owners = self.directory / ".owners"  # one empty file per unfinished upload
+        self.block_size = block_size
+
+    # --- paths: only ever built from a validated id -------------------------------------------
+
+    def _path(self, upload_id: str, suffix: str = "") -> Path:
+        if not is_upload_id(upload_id):
+            raise UploadNotFound(upload_id)
+        return self.directory / (upload_id + suffix)
+
+    def _marker(self, owner: str, upload_id: str = "") -> Path:
+        key = hashlib.sha256(owner.encode()).hexdigest()[:32]
+        return self.owners / key / upload_id if upload_id else self.owners / key
+
+    def path_of(self, upload_id: str) -> Path:
+        return self._path(upload_id)
+
+    # --- records ------------------------------------------------------------------------------
+
+    def create(self, record: UploadRecord) -> None:
+        fd = os.open(self._path(record.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        if not record.is_complete:
+            marker = self._marker(record.owner, record.id)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        self.save_info(record)
+
+    def get_info(self, upload_id: str) -> UploadRecord:
+        try:
+            data = json.loads(self._path(upload_id, ".info").read_bytes())
+            size = os.stat(self._path(upload_id)).st_size
+        except FileNotFoundError:
+            tomb = self._read_tombstone(upload_id)
+            if tomb is not None:
+                reason, owner = tomb.get("reason", "terminated"), tomb.get("owner", "")
+                raise UploadGone(upload_id, reason, owner) from None
+            raise UploadNotFound(upload_id) from None
+        record = UploadRecord.from_json(data, offset=size)
+        if record.length is not None:
+            record.offset = min(size, record.length)  # never report bytes past the length
+        return record
+
+    def save_info(self, record: UploadRecord) -> None:
+        write_atomic(self._path(record.id, ".info"), json.dumps(record.to_json()).encode())
+
+    def list_ids(self) -> list[str]:
+        names = (p.name[: -len(".info")] for p in self.directory.glob("*.info"))
+        return sorted(n for n in names if is_upload_id(n))
+
+    def count_unfinished(self, owner: str, now: datetime) -> int:
+        folder = self._marker(owner)
+        count = 0
+        for marker in folder.glob("*") if folder.is_dir() else ():
+            try:
+                record = self.get_info(marker.name)
+            except (UploadNotFound, UploadGone):
+                record = None
+            if record is None or record.is_complete:
+                marker.unlink(missing_ok=True)  # stale: the upload completed or left
+            elif record.expires_at is None or record.expires_at > now:
+                count += 1
+        return count
+
+    # --- data ---------------------------------------------------------------------------------
+
+    def write_chunk(
+        self,
+        upload_id: str,
+        source: ChunkSource,
+        offset: int,
+        limit: int | None,
+        *,
+        check: Callable[[], None] | None = None,
+    ) -> int:
+        path = self._path(upload_id)
+        # Not O_APPEND: sendfile() refuses such a target; the upload lock makes us the only writer.
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            stored = os.lseek(fd, 0, os.SEEK_END)
+            if stored != offset:
+                raise OffsetMismatch(offset, stored)
+            if check is None:
+                return copy_from(source, fd, limit, self.block_size)
+            return self._write_checked(upload_id, source, fd, limit, check)
+        finally:
+            os.close(fd)
+
+    def _write_checked(
+        self, upload_id: str, source: ChunkSource, fd: int, limit: int | None, check: Callable
+    ) -> int:
+        # checksum extension: the chunk is kept only if it verifies, so it is staged first.
+        stage = self._path(upload_id, ".chunk")
+        stage_fd = os.open(stage, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            size = copy_from(source, stage_fd, limit, self.block_size)
+            check()
+            send_all(fd, stage_fd, size)
+            return size
+        finally:
+            os.close(stage_fd)
+            stage.unlink(missing_ok=True)
+
+    def finalize(self, upload_id: str) -> None:
+        fd = os.open(self._path(upload_id), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # --- termination and concatenation --------------------------------------------------------
+
+    def terminate(self, upload_id: str, reason: str, at: datetime) -> None:
+        try:
+            owner = self.get_info(upload_id).owner
+        except UploadNotFound:
+            owner = ""
+        tomb = {"reason": reason, "owner": owner, "at": at.isoformat()}
+        write_atomic(self._path(upload_id, ".gone"), json.dumps(tomb).encode())
+        # The record goes first: without it the upload no longer exists for anyone.
+        for suffix in (".info", "", ".chunk"):
+            self._path(upload_id, suffix).unlink(missing_ok=True)
+        if owner:
+            self._marker(owner, upload_id).unlink(missing_ok=True)
+
+    def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
+        """Assemble the final's data under a temp name, then publish data and record: a crash
+        leaves either a whole final upload or none."""
+        temp = self._path(record.id, f".{secrets.token_hex(4)}.tmp")
+        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            for part_id in part_ids:
+                with open(self._path(part_id), "rb") as part:
+                    send_all(out, part.fileno(), os.fstat(part.fileno()).st_size)
+            os.fsync(out)
+        except BaseException:
+            os.close(out)
+            temp.unlink(missing_ok=True)
+            raise
+        os.close(out)
+        os.replace(temp, self._path(record.id))
+        record.offset = record.length or 0
+        self.save_info(record)
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    def sweep(self, tombstones_before: datetime) -> int:
+        removed = 0
+        stray_before = time.time() - STRAY_SECONDS
+        for path in self.directory.iterdir():
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            old_tomb = path.suffix == ".gone" and self._tomb_time(path) < tombstones_before
+            orphan = is_upload_id(path.name) and not path.with_suffix(".info").exists()
+            leftover = path.suffix in (".tmp", ".chunk", ".release") or orphan
+            stray = leftover and mtime < stray_before  # (a crash between data and record)
+            if old_tomb or stray:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def _tomb_time(self, path: Path) -> datetime:
+        tomb = self._read_tombstone(path.stem) or {}
+        try:
+            return datetime.fromisoformat(tomb["at"])
+        except (KeyError, TypeError, ValueError):
+            return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+    def _read_tombstone(self, upload_id: str) -> dict | None:
+        try:
+            return json.loads(self._path(upload_id, ".gone").read_bytes())
+        except (FileNotFoundError, ValueError, UploadNotFound):
+            return None

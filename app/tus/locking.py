@@ -1,0 +1,128 @@
+"""Per-upload locks that hold across threads and worker processes: fcntl.flock on `<id>.lock`.
+
+Waiting is bounded (poll with LOCK_NB, up to the timeout; then LockTimeout, answered 423 because
+tus-js-client retries 423 after asking HEAD). flock excludes other descriptors of the same
+process too and the kernel drops it when a worker is SIGKILLed, so a dead holder never blocks.
+
+Release requests: a request that finds the upload locked touches `<id>.release` while it waits.
+The holder reads its body in short polls (the blueprint gives the socket a ~1 s timeout); when a
+poll finds the client silent and a release requested, it stops, keeps what it stored and lets
+go. A holder that keeps receiving is never interrupted, so of two live racing requests one
+wins and the other waits, then gets 409 or 423. A silent client is dropped after
+body_idle_timeout anyway; the release request only makes its successor not wait that long.
+
+Lock files are unlinked only by a holder (discard(), after termination); an acquirer checks
+that the file it locked is still the one at the path, so no two holders can exist."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from app.tus.protocol import is_upload_id
+
+RELEASE_TOUCH_INTERVAL = 0.2  # re-touch the release request while waiting (a holder clears it)
+
+
+class LockTimeout(Exception):
+    def __init__(self, upload_id: str, waited: float) -> None:
+        super().__init__(f"upload {upload_id} stayed locked for {waited:.1f} s")
+        self.upload_id = upload_id
+        self.waited = waited
+
+
+class UploadLock(Protocol):
+    def release_requested(self) -> bool: ...
+    def discard(self) -> None: ...  # the upload is gone: remove the lock's traces while held
+
+
+class Locker(Protocol):
+    def lock(
+        self, upload_id: str, timeout: float, *, request_release: bool = False
+    ) -> AbstractContextManager[UploadLock]: ...
+
+
+class FileLock:
+    """A held lock on one upload."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.release_path = path.with_suffix(".release")
+
+    def release_requested(self) -> bool:
+        return self.release_path.exists()
+
+    def discard(self) -> None:
+        # Safe while held: acquirers re-check the inode after locking (see _acquire).
+        self.path.unlink(missing_ok=True)
+        self.release_path.unlink(missing_ok=True)
+
+
+class FileLocker:
+    def __init__(self, directory: Path, *, poll: float = 0.01, max_poll: float = 0.1) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.poll = poll
+        self.max_poll = max_poll
+
+    @contextmanager
+    def lock(
+        self, upload_id: str, timeout: float, *, request_release: bool = False
+    ) -> Iterator[FileLock]:
+        if not is_upload_id(upload_id):
+            raise ValueError(f"not an upload id: {upload_id!r}")
+        held = FileLock(self.directory / f"{upload_id}.lock")
+        fd = self._acquire(held, upload_id, timeout, request_release)
+        try:
+            yield held
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _acquire(
+        self, held: FileLock, upload_id: str, timeout: float, request_release: bool
+    ) -> int:
+        start = time.monotonic()
+        deadline = start + timeout
+        delay = self.poll
+        touched_at = 0.0
+        while True:
+            fd = os.open(held.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        now = time.monotonic()
+                        if now >= deadline:
+                            if touched_at:  # withdraw our request: nobody is waiting now
+                                held.release_path.unlink(missing_ok=True)
+                            raise LockTimeout(upload_id, now - start) from None
+                        if request_release and now - touched_at >= RELEASE_TOUCH_INTERVAL:
+                            held.release_path.touch()
+                            touched_at = now
+                        time.sleep(min(delay, max(deadline - now, 0.001)))
+                        delay = min(delay * 1.5, self.max_poll)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, held.path):
+                # A request for release that was meant for the previous holder is answered.
+                held.release_path.unlink(missing_ok=True)
+                return fd
+            # The file was discarded while we waited: lock the one now at the path instead.
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False

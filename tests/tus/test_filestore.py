@@ -1,0 +1,141 @@
+"""FileStore: ids validated before any path, records replaced atomically, the offset is the
+data file's size and never more than the length, housekeeping of stray files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.tus.filestore import FileStore
+from app.tus.storage import OffsetMismatch, UploadGone, UploadNotFound, UploadRecord
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+class Source:
+    def __init__(self, data: bytes) -> None:
+        self.stream = io.BytesIO(data)
+
+    def readinto(self, buffer: memoryview) -> int:
+        return self.stream.readinto(buffer)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path, block_size=8)
+
+
+def record(upload_id: str = "b" * 32, length: int | None = 10, owner: str = "o") -> UploadRecord:
+    return UploadRecord(id=upload_id, owner=owner, length=length, created_at=NOW)
+
+
+@pytest.mark.parametrize("bad", ["../" + "b" * 32, "B" * 32, "b" * 31, "b" * 32 + "/x", ""])
+def test_a_path_is_never_built_from_an_invalid_id(store: FileStore, bad: str) -> None:
+    with pytest.raises(UploadNotFound):
+        store.path_of(bad)
+    with pytest.raises(UploadNotFound):
+        store.get_info(bad)
+
+
+def test_a_record_round_trips_and_leaves_no_temp_file(store: FileStore, tmp_path: Path) -> None:
+    rec = record()
+    rec.metadata_header = "k dg=="
+    rec.finish_headers = {"A": "b"}
+    rec.expires_at = NOW + timedelta(days=1)
+    store.create(rec)
+    loaded = store.get_info(rec.id)
+    assert loaded == rec
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [".owners", rec.id, rec.id + ".info"]
+    assert json.loads((tmp_path / f"{rec.id}.info").read_text())["metadata"] == "k dg=="
+
+
+def test_the_offset_is_the_size_of_the_data(store: FileStore) -> None:
+    store.create(record())
+    assert store.write_chunk("b" * 32, Source(b"abcdefghijkl"), 0, 4) == 4
+    assert store.get_info("b" * 32).offset == 4
+    with pytest.raises(OffsetMismatch):
+        store.write_chunk("b" * 32, Source(b"x"), 3, None)
+    assert store.write_chunk("b" * 32, Source(b"efgh"), 4, None) == 4
+    assert store.path_of("b" * 32).read_bytes() == b"abcdefgh"
+
+
+def test_bytes_past_the_length_are_never_reported(store: FileStore) -> None:
+    store.create(record(length=3))
+    store.path_of("b" * 32).write_bytes(b"abcdef")  # damage done outside the store
+    assert store.get_info("b" * 32).offset == 3
+
+
+def test_a_checked_chunk_is_appended_only_when_the_check_passes(store: FileStore) -> None:
+    store.create(record())
+
+    def refuse() -> None:
+        raise ValueError("mismatch")
+
+    with pytest.raises(ValueError):
+        store.write_chunk("b" * 32, Source(b"abc"), 0, None, check=refuse)
+    assert store.get_info("b" * 32).offset == 0
+    assert store.write_chunk("b" * 32, Source(b"abc" * 5), 0, None, check=lambda: None) == 15
+    assert store.path_of("b" * 32).read_bytes() == b"abc" * 5
+    assert not (store.directory / ("b" * 32 + ".chunk")).exists()
+
+
+def test_termination_leaves_a_tombstone_with_its_reason(store: FileStore) -> None:
+    store.create(record())
+    store.terminate("b" * 32, "expired", NOW)
+    with pytest.raises(UploadGone) as gone:
+        store.get_info("b" * 32)
+    assert (gone.value.reason, gone.value.owner) == ("expired", "o")
+    assert store.list_ids() == []
+
+
+def test_sweep_forgets_old_tombstones_and_stray_files(store: FileStore) -> None:
+    store.create(record("c" * 32))
+    store.terminate("c" * 32, "terminated", NOW)
+    store.create(record())
+    stray = store.directory / ("b" * 32 + ".chunk")
+    stray.write_bytes(b"half a chunk")
+    fresh_stray = store.directory / ".x.tmp"
+    fresh_stray.write_bytes(b"in use")
+    orphan = store.directory / ("d" * 32)  # data whose record was never written (a crash)
+    orphan.write_bytes(b"")
+    old = time.time() - 7200
+    for path in (stray, orphan, store.path_of("b" * 32)):
+        os.utime(path, (old, old))
+    assert store.sweep(NOW - timedelta(days=1)) == 2  # only the old stray files
+    assert store.sweep(NOW + timedelta(seconds=1)) == 1  # now the tombstone too
+    assert fresh_stray.exists() and store.list_ids() == ["b" * 32]
+    with pytest.raises(UploadNotFound):
+        store.get_info("c" * 32)
+
+
+def test_unfinished_uploads_are_counted_per_owner(store: FileStore) -> None:
+    store.create(record("1" * 32))
+    store.create(record("2" * 32, length=2))
+    store.create(record("3" * 32, length=0))  # complete at creation
+    store.create(record("4" * 32, owner="other"))
+    assert store.count_unfinished("o", NOW) == 2
+    store.write_chunk("2" * 32, Source(b"xy"), 0, None)
+    assert store.count_unfinished("o", NOW) == 1
+    store.terminate("1" * 32, "terminated", NOW)
+    assert store.count_unfinished("o", NOW) == 0
+
+
+def test_concatenation_assembles_the_parts_then_publishes_the_record(store: FileStore) -> None:
+    for upload_id, data in (("1" * 32, b"one"), ("2" * 32, b"two")):
+        store.create(record(upload_id, length=3))
+        store.write_chunk(upload_id, Source(data), 0, None)
+    final = record("f" * 32, length=9)
+    final.concat_header = "final;x"
+    store.concatenate(final, ("2" * 32, "1" * 32, "2" * 32))
+    assert store.path_of("f" * 32).read_bytes() == b"twoonetwo"
+    assert store.get_info("f" * 32).offset == 9
+    with pytest.raises(FileNotFoundError):
+        store.concatenate(record("e" * 32, length=3), ("9" * 32,))
+    assert [p.name for p in store.directory.glob("e*")] == []

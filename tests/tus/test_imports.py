@@ -1,0 +1,42 @@
+"""The tus core stays framework-free: only blueprint.py may import Flask or Werkzeug, and
+nothing in app.tus imports the rest of the application."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import app.tus
+
+PACKAGE = Path(app.tus.__file__).parent
+MODULES = sorted(PACKAGE.glob("*.py"))
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
+def test_only_the_blueprint_imports_flask(path: Path) -> None:
+    roots = {name.split(".")[0] for name in imported(path)}
+    if path.name != "blueprint.py":
+        assert not roots & {"flask", "werkzeug"}, path.name
+    outside = {
+        n
+        for n in imported(path)
+        if n.startswith(("app.", "services")) and not n.startswith("app.tus")
+    }
+    assert outside == set(), path.name
+
+
+def test_the_walk_sees_every_module() -> None:
+    assert {"handler.py", "blueprint.py", "filestore.py", "locking.py"} <= {p.name for p in MODULES}
+    assert "flask" in imported(PACKAGE / "blueprint.py")
