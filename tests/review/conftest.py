@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +17,8 @@ from sqlalchemy.orm import Session
 from app.db import session_factory
 from services.models import Assessment, Capture, CaptureSession, utcnow
 from tests.app.helpers import CSRF_RE, add_user, login
-from tests.conftest import make_test_app
 
 ROLES = {"op": "operator", "op2": "operator", "rev": "reviewer", "adm": "admin"}
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[Flask]:
-    app = make_test_app(tmp_path, f"sqlite:///{tmp_path / 'test.sqlite3'}")
-    yield app
-    app.extensions["tuscam.engine"].dispose()
 
 
 @pytest.fixture
