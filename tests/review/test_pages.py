@@ -419,7 +419,7 @@ def test_counts_above_the_summary_cap_read_as_a_lower_bound(
     make: Factory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(review, "SUMMARY_CAP", 10)
+    monkeypatch.setattr(review.queries, "SUMMARY_CAP", 10)
     s = make.session(make.assessment())
     make.captures(s, 12)
     page = as_user("rev").get(f"/review/sessions/{s}").get_data(as_text=True)
