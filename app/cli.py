@@ -106,9 +106,8 @@ def cleanup() -> None:
 @click.option("--session", "session_id", type=int, help="Only the captures of this session.")
 def reprocess(session_id: int | None) -> None:
     """Re-run validation and thumbnails from the stored originals."""
-    from services.camera.capture_service import CameraCaptureService
-
     from app.uploads import capture_store
+    from services.camera.capture_service import CameraCaptureService
 
     with session_factory(current_app)() as db:
         query = select(Capture.id).order_by(Capture.id)
