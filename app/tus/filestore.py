@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.tus.fileio import copy_from, send_all, write_atomic
+from app.tus.fileio import copy_from, fsync_dir, fsync_path, send_all, write_atomic, write_new
 from app.tus.protocol import is_upload_id
 from app.tus.storage import ChunkSource, OffsetMismatch, UploadGone, UploadNotFound, UploadRecord
 
@@ -23,9 +23,22 @@ class FileStore:
     """Crash safety: data is appended in place, so the offset (a stat) never counts bytes that
     are not in the file, and after a crash record and data agree (the record holds no offset);
     checksummed chunks are staged in `<id>.chunk` and appended only once verified; records are
-    replaced atomically (temp file, fsync, rename, fsync of the folder); a final upload's data
-    is assembled under a temp name and published before its record. Data is fsynced by
-    finalize() (before the finish hook, or after each PATCH with fsync_each_patch)."""
+    replaced atomically (temp file, rename), so a reader never sees half a record; a final
+    upload's data is assembled under a temp name, fsynced and published before its record.
+
+    What is durable when (fsync policy):
+    - creation and PATCH: nothing is forced to disk. After a power loss an upload may be
+      shorter than the offset last answered (HEAD tells the client where to resume) or, if
+      its record did not reach the disk, unknown (404: the client, which still holds the
+      file, starts over). An upload whose data is not durable is worth nothing yet.
+    - finalize(), before the finish hook (and after every PATCH with fsync_each_patch): the
+      data, the record and the folder are fsynced; from then on the upload survives a power
+      loss whole. Large bodies start their disk writeback while they arrive, so this is short.
+    - record updates after creation (a later expiry, a deferred length, the finished flag):
+      atomic but not fsynced; a power loss may bring back the previous record. The finish hook
+      is idempotent (and reconcile() re-runs it), a shorter expiry or an undeclared length
+      cost the client one more request.
+    - termination: the tombstone is fsynced (the upload must not come back as unknown)."""
 
     def __init__(self, directory: Path, *, block_size: int = 1 << 20) -> None:
         self.directory = Path(directory)
@@ -52,11 +65,17 @@ class FileStore:
     def create(self, record: UploadRecord) -> None:
         fd = os.open(self._path(record.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
+        # The record before the marker: count_unfinished drops a marker whose record it cannot
+        # read, so a marker written first vanished under concurrent creations (quota escaped).
+        # Nobody knows the id before the POST answers: the record is written in place.
+        write_new(self._path(record.id, ".info"), json.dumps(record.to_json()).encode())
         if not record.is_complete:
             marker = self._marker(record.owner, record.id)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        self.save_info(record)
+            try:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+            except FileNotFoundError:  # the owner's first upload: make the folder only then
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
 
     def get_info(self, upload_id: str) -> UploadRecord:
         try:
@@ -68,13 +87,19 @@ class FileStore:
                 reason, owner = tomb.get("reason", "terminated"), tomb.get("owner", "")
                 raise UploadGone(upload_id, reason, owner) from None
             raise UploadNotFound(upload_id) from None
-        record = UploadRecord.from_json(data, offset=size)
+        except ValueError:  # a record cut by a power loss (not fsynced at creation)
+            raise UploadNotFound(upload_id) from None
+        try:
+            record = UploadRecord.from_json(data, offset=size)
+        except (KeyError, TypeError, ValueError):
+            raise UploadNotFound(upload_id) from None
         if record.length is not None:
             record.offset = min(size, record.length)  # never report bytes past the length
         return record
 
     def save_info(self, record: UploadRecord) -> None:
-        write_atomic(self._path(record.id, ".info"), json.dumps(record.to_json()).encode())
+        data = json.dumps(record.to_json()).encode()
+        write_atomic(self._path(record.id, ".info"), data, durable=False)  # see the fsync policy
 
     def list_ids(self) -> list[str]:
         names = (p.name[: -len(".info")] for p in self.directory.glob("*.info"))
@@ -134,11 +159,10 @@ class FileStore:
             stage.unlink(missing_ok=True)
 
     def finalize(self, upload_id: str) -> None:
-        fd = os.open(self._path(upload_id), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        """Make the upload durable: data, record, and their names in the folder."""
+        fsync_path(self._path(upload_id))
+        fsync_path(self._path(upload_id, ".info"))
+        fsync_dir(self.directory)
 
     # --- termination and concatenation --------------------------------------------------------
 

@@ -145,7 +145,10 @@ class HandlerBase:
         later = self._expiry(self.clock())
         if record.is_complete or later is None or record.expires_at is None:
             return record
-        if later - record.expires_at >= EXPIRY_REFRESH:
+        # A short expiry (under a minute) must still be postponed by activity, or an upload
+        # being sent expires mid-way: refresh after a quarter of it at the latest.
+        refresh = min(EXPIRY_REFRESH, timedelta(seconds=self.config.expiry_seconds or 0) / 4)
+        if later - record.expires_at >= refresh:
             record = replace(record, expires_at=later)
             self.storage.save_info(record)
         return record

@@ -33,7 +33,7 @@ class PatchMixin(ReceiveMixin):
             if offset != record.offset:
                 raise errors.offset_mismatch(offset, record.offset)  # upload left unmodified
             if declared is not None:
-                record = self._declare_length(record, declared)
+                record = self._declare_length(record, declared, content_length)
             record, stop = self._write_body(record, request.body, content_length, checksum, lock)
             record = self._touch_expiry(record)
             record = self._complete(record)
@@ -41,7 +41,9 @@ class PatchMixin(ReceiveMixin):
             raise stop
         return TusResponse(204, self._progress_headers(record))
 
-    def _declare_length(self, record: UploadRecord, length: int) -> UploadRecord:
+    def _declare_length(
+        self, record: UploadRecord, length: int, content_length: int | None = None
+    ) -> UploadRecord:
         """creation-defer-length: the length is recorded once and never changes."""
         if record.length is not None:
             if length != record.length:
@@ -52,6 +54,9 @@ class PatchMixin(ReceiveMixin):
         max_size = self.config.max_size
         if max_size is not None and length > max_size:
             raise errors.too_large("Upload-Length", length, max_size)
+        if content_length is not None and record.offset + content_length > length:
+            # Refused before anything is recorded: a 413 must not fix the length for good.
+            raise errors.body_over_limit(content_length, length - record.offset)
         record = replace(record, length=length)
         self.storage.save_info(record)
         return record

@@ -62,7 +62,7 @@ class ReceiveMixin(HandlerBase):
                 raise errors.checksum_mismatch(checksum.algorithm, record.offset)
 
         try:
-            self.storage.write_chunk(
+            written = self.storage.write_chunk(
                 record.id, reader, record.offset, room, check=verify if checksum else None
             )
         except OffsetMismatch as exc:  # only if another writer ignored the lock
@@ -71,7 +71,8 @@ class ReceiveMixin(HandlerBase):
             reader.at_end()
         if self.config.fsync_each_patch:
             self.storage.finalize(record.id)
-        after = self.storage.get_info(record.id)
+        # We hold the lock and wrote at the stored offset: no need to read the record again.
+        after = replace(record, offset=record.offset + written)
         self._progress(after, 0)
         error = self._stop_error(reader.stopped, after.offset) if reader.stopped else None
         return after, error

@@ -36,6 +36,9 @@ class StagedFile:
 class CaptureStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        # Staged temp files already on disk (fsynced, or links of an fsynced file): publishing
+        # them needs only the folder's fsync. Filled by stage(), emptied by publish()/discard().
+        self._durable: set[Path] = set()
 
     # -- names -------------------------------------------------------------------------------
     @staticmethod
@@ -66,19 +69,24 @@ class CaptureStore:
     def stage(self, source: Path | BinaryIO, *, block_size: int = BLOCK_SIZE) -> StagedFile:
         """Bring the upload into the store under a temporary name, hashing it in one pass.
 
-        A path on the same filesystem is hard-linked (no copy; tus fsynced it before the finish
-        hook) and then read once for the digest; otherwise the bytes are copied and hashed in
-        the same pass. Memory stays at one block whatever the file size.
+        A path on the same filesystem is fsynced (nearly free: tus fsynced it before the finish
+        hook), hard-linked (no copy) and then read once for the digest; otherwise the bytes are
+        copied, hashed and fsynced in the same pass. Memory stays at one block whatever the
+        file size. Either way the staged file is on disk: publish() only fsyncs the folder.
         """
         temp = self.temp_path()
         try:
             if isinstance(source, (str, os.PathLike)):
+                # Before the link, not after: a link changes the inode, and its fsync would
+                # then wait for a journal commit; publish()'s folder fsync commits the link.
+                _fsync_file(Path(source))
                 try:
                     os.link(source, temp)
                 except OSError as exc:
                     if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
                         raise
                 else:
+                    self._durable.add(temp)
                     digest, size = _hash_file(temp, block_size)
                     return StagedFile(temp, digest, size, linked=True)
                 with open(source, "rb") as src:
@@ -86,8 +94,10 @@ class CaptureStore:
             else:
                 digest, size = _copy_hashing(source, temp, block_size)
         except BaseException:
+            self._durable.discard(temp)
             temp.unlink(missing_ok=True)
             raise
+        self._durable.add(temp)
         return StagedFile(temp, digest, size, linked=False)
 
     @contextmanager
@@ -108,7 +118,10 @@ class CaptureStore:
         """
         final = self.path(relative)
         final.parent.mkdir(parents=True, exist_ok=True)
-        _fsync_file(temp)
+        if temp in self._durable:
+            self._durable.discard(temp)
+        else:
+            _fsync_file(temp)
         if replace:
             os.replace(temp, final)
             created = True
@@ -123,6 +136,7 @@ class CaptureStore:
         return created
 
     def discard(self, temp: Path) -> None:
+        self._durable.discard(temp)
         temp.unlink(missing_ok=True)
 
     def delete(self, relative: str) -> bool:
@@ -135,12 +149,10 @@ class CaptureStore:
 
 
 def _hash_file(path: Path, block_size: int) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while block := fh.read(block_size):
-            digest.update(block)
-            size += len(block)
+    with open(path, "rb", buffering=0) as fh:
+        # file_digest reads into one reused buffer (no bytes object per block).
+        digest = hashlib.file_digest(fh, "sha256")
+        size = fh.tell()
     return digest.hexdigest(), size
 
 

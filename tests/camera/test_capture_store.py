@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,31 @@ def test_delete_reports_whether_the_file_was_there(store: CaptureStore) -> None:
     store.publish(store.stage(io.BytesIO(b"x")).path, name)
     assert store.delete(name) is True
     assert store.delete(name) is False
+
+
+def test_a_staged_upload_is_published_with_only_its_folder_fsynced(
+    store: CaptureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = tmp_path / "upload"
+    data = os.urandom(100_000)
+    upload.write_bytes(data)
+    seen: list[Path] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        seen.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    staged = store.stage(upload)
+    assert staged.linked and staged.size == len(data)
+    assert staged.sha256 == hashlib.sha256(data).hexdigest()
+    assert seen == [upload]  # before the link: the data is on disk whatever the caller did
+    name = store.original_name(staged.sha256, "bin")
+    assert store.publish(staged.path, name)
+    assert seen[1:] == [store.path(name).parent]  # the link needs only its folder
+    with store.temp_file(".jpg") as temp:
+        temp.write_bytes(b"thumb")
+        store.publish(temp, store.thumbnail_name(staged.sha256), replace=True)
+    assert seen[2] == temp  # a file written by the caller is fsynced before it is published
+    assert store.path(name).read_bytes() == data

@@ -139,3 +139,50 @@ def test_concatenation_assembles_the_parts_then_publishes_the_record(store: File
     with pytest.raises(FileNotFoundError):
         store.concatenate(record("e" * 32, length=3), ("9" * 32,))
     assert [p.name for p in store.directory.glob("e*")] == []
+
+
+def fsynced_paths(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Record which files os.fsync is called on (through /proc: the fd's path)."""
+    seen: list[Path] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        seen.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return seen
+
+
+def test_creation_and_patches_force_nothing_to_disk_finalize_makes_it_all_durable(
+    store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = fsynced_paths(monkeypatch)
+    rec = record(length=10)
+    store.create(rec)
+    store.write_chunk(rec.id, Source(b"01234"), 0, 10)
+    store.save_info(rec)  # e.g. a later expiry: atomic, not fsynced
+    assert seen == []
+    store.finalize(rec.id)
+    assert seen == [tmp_path / rec.id, tmp_path / f"{rec.id}.info", tmp_path]
+
+
+def test_a_record_cut_by_a_power_loss_reads_as_an_unknown_upload(store: FileStore) -> None:
+    rec = record()
+    store.create(rec)
+    info = store.directory / f"{rec.id}.info"
+    for cut in (info.read_bytes()[:20], b"", b'{"id": "x"}'):
+        info.write_bytes(cut)
+        with pytest.raises(UploadNotFound):
+            store.get_info(rec.id)
+
+
+def test_an_owner_folder_removed_meanwhile_is_made_again(store: FileStore) -> None:
+    store.create(record("c" * 32, owner="alice"))
+    for marker in store.owners.rglob("*"):
+        if marker.is_file():
+            marker.unlink()
+    for folder in store.owners.iterdir():
+        folder.rmdir()
+    store.create(record("d" * 32, owner="alice"))
+    assert store.count_unfinished("alice", NOW) == 1
