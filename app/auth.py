@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -26,13 +28,13 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from app.db import get_db
+from app.db import db_engine, get_db
 from app.errors import ApiError
 from services.models import ApiToken, Role, User, utcnow
 
@@ -74,38 +76,160 @@ def check_credentials(db: Session, username: str, password: str) -> User | None:
     return user if check_password_hash(user.password_hash, password) else None
 
 
-def _user_from_bearer(db: Session, header: str) -> User | None:
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as far as authorising an upload needs: no ORM object, no lazy loads."""
+
+    id: int
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    def has_role(self, *roles: str) -> bool:
+        return self.role == Role.ADMIN or self.role in roles
+
+
+class TokenCache:
+    """Bearer token (by its hash) -> Principal for `ttl` seconds, in one worker process.
+
+    Looking every tus request up in the database cost a quarter of the CPU of a photo upload
+    (POST and PATCH both authenticate). The price is staleness: revoking a token, deactivating
+    a user or changing a role reaches token-authenticated tus requests within `ttl` seconds (each
+    worker has its own cache). New uploads are refused at once all the same -- the pre-create
+    hook reads the user row -- and so are pages and the JSON API (current_user re-reads the user).
+    Refusals are never cached, so a token works the moment it is created. ttl <= 0 disables it.
+    """
+
+    def __init__(
+        self,
+        ttl: float,
+        *,
+        max_entries: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        # Plain dict operations are atomic under the GIL: the worker's threads share it unlocked.
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token_hash: str) -> Principal | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        expires, principal = entry
+        if self.clock() >= expires:
+            self._entries.pop(token_hash, None)
+            return None
+        return principal
+
+    def put(self, token_hash: str, principal: Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # only valid tokens get here: a full cache is rare, a miss cheap
+        self._entries[token_hash] = (self.clock() + self.ttl, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+TOKEN_CACHE_SECONDS = 5.0
+# Built once: a statement object reused with bind parameters keeps its cache key, which
+# SQLAlchemy otherwise recomputes on every execution (most of the cost of a one-row query).
+_TOKEN_LOOKUP = (
+    select(ApiToken.id.label("token_id"), ApiToken.last_used_at, User.id, User.role)
+    .join_from(ApiToken, User, ApiToken.user_id == User.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        User.active,
+    )
+)
+_TOKEN_USED = (
+    update(ApiToken)
+    .where(ApiToken.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("used_at"))
+)
+
+
+def token_cache() -> TokenCache:
+    """This app's cache (config TOKEN_CACHE_SECONDS, default 5; 0 turns caching off)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    cache = app.extensions.get("tuscam.token_cache")
+    if cache is None:
+        ttl = float(app.config.get("TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS))
+        cache = app.extensions.setdefault("tuscam.token_cache", TokenCache(ttl))
+    return cache
+
+
+def _principal_from_bearer(header: str) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    row = db.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token.strip())))
-    if row is None or row.revoked_at is not None or not row.user.active:
-        return None
-    now = utcnow()
-    # Writing on every request would serialise all uploads on the database; a minute is enough.
-    last = row.last_used_at
-    if last is None or (last.tzinfo and now - last > timedelta(minutes=1)):
-        row.last_used_at = now
-        db.commit()
-    return row.user
+    token_hash = hash_token(token.strip())
+    cache = token_cache()
+    principal = cache.get(token_hash)
+    if principal is not None:
+        return principal
+    # Core on a plain connection: one joined row, no ORM objects, no Session.
+    with db_engine(current_app).connect() as conn:
+        row = conn.execute(_TOKEN_LOOKUP, {"token_hash": token_hash}).first()
+        if row is None:
+            return None  # unknown, revoked, or its user is deactivated
+        now = utcnow()
+        # Writing on every request would serialise all uploads on the database; a minute is
+        # enough.
+        if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+            conn.execute(_TOKEN_USED, {"token_id": row.token_id, "used_at": now})
+            conn.commit()
+    principal = Principal(row.id, row.role)
+    cache.put(token_hash, principal)
+    return principal
+
+
+def _user_from_session(db: Session) -> User | None:
+    user = db.get(User, session["user_id"])
+    if user is not None and (not user.active or session.get("pw") != password_stamp(user)):
+        return None  # deactivated, or password changed since this login
+    return user
+
+
+def current_principal() -> Principal | None:
+    """Who is calling (bearer token first, then the session cookie), without loading the User
+    row for a token: what the tus server needs on every request. Sets g.auth_via."""
+    if "principal" in g:
+        return g.principal
+    principal = None
+    g.auth_via = None
+    header = request.headers.get("Authorization", "")
+    if header:
+        principal = _principal_from_bearer(header)
+        g.auth_via = "token" if principal else None
+    elif session.get("user_id") is not None:
+        user = _user_from_session(get_db())
+        g.user = user
+        if user is not None:
+            principal = Principal(user.id, user.role)
+            g.auth_via = "session"
+    g.principal = principal
+    return principal
 
 
 def current_user() -> User | None:
     """The authenticated user of this request (bearer token first, then the session cookie)."""
     if "user" in g:
         return g.user
-    db = get_db()
+    principal = current_principal()
+    if "user" in g:  # the session cookie path has loaded it already
+        return g.user
     user = None
-    g.auth_via = None
-    header = request.headers.get("Authorization", "")
-    if header:
-        user = _user_from_bearer(db, header)
-        g.auth_via = "token" if user else None
-    elif session.get("user_id") is not None:
-        user = db.get(User, session["user_id"])
-        if user is not None and (not user.active or session.get("pw") != password_stamp(user)):
-            user = None  # deactivated, or password changed since this login
-        g.auth_via = "session" if user else None
+    if principal is not None:
+        user = get_db().get(User, principal.id)
+        if user is not None and not user.active:
+            user = None  # deactivated while its token was cached: pages and the API see it now
     g.user = user
     return user
 

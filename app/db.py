@@ -6,16 +6,27 @@ SQLite gets WAL mode, a busy timeout and foreign keys; PostgreSQL is used as con
 from __future__ import annotations
 
 from flask import Flask, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+SQLITE_POOL_SIZE = 20
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        pool: dict[str, int] = {}
+        database = make_url(url).database
+        if database and database != ":memory:" and "mode=memory" not in url:
+            # A file database gets a QueuePool, which closes a connection returned beyond
+            # pool_size: with more busy threads than that, every request would open a new one
+            # and re-run the pragmas below. A SQLite connection is a file handle, so keep one per
+            # thread (gunicorn's 16 and the reconcile thread). (In-memory: one connection.)
+            pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
         engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            **pool,
         )
 
         @event.listens_for(engine, "connect")
@@ -38,6 +49,11 @@ def init_app(app: Flask) -> None:
     app.extensions["tuscam.engine"] = engine
     app.extensions["tuscam.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(_close_db)
+
+
+def db_engine(app: Flask) -> Engine:
+    """For Core statements that need no Session (bearer-token checks on every tus request)."""
+    return app.extensions["tuscam.engine"]
 
 
 def session_factory(app: Flask) -> sessionmaker[Session]:

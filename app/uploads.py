@@ -11,20 +11,27 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, g, request, send_file
-from services.camera.capture_service import CameraCaptureService
-from services.camera.capture_store import CaptureStore
-from services.camera.metadata import MetadataError, authorize_capture, parse_capture_metadata
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.access import can_upload_to, require_visible_capture
-from app.auth import current_user, login_required
+from app.auth import current_principal, current_user, login_required
 from app.db import get_db, session_factory
 from app.errors import ApiError
 from app.tus.blueprint import create_tus_blueprint
 from app.tus.config import TusConfig
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
-from services.models import Capture, Role, User
+from services.camera.capture_service import CameraCaptureService
+from services.camera.capture_store import CaptureStore
+from services.camera.metadata import (
+    CaptureRequest,
+    MetadataError,
+    check_capture,
+    load_upload_check,
+    parse_capture_metadata,
+)
+from services.models import Capture, Role
 
 log = logging.getLogger(__name__)
 files_bp = Blueprint("capture_files", __name__)
@@ -35,6 +42,8 @@ class CaptureHooks:
 
     def __init__(self, sessions: sessionmaker[Session], store: CaptureStore, max_pixels: int):
         self.sessions = sessions
+        # The pre-create check is one Core query: a plain connection, no Session to set up.
+        self.engine: Engine = sessions.kw["bind"]
         self.store = store
         self.max_pixels = max_pixels
 
@@ -42,24 +51,34 @@ class CaptureHooks:
         return Hooks(pre_create=self.pre_create, finish=self.finish)
 
     def pre_create(self, ctx: CreateContext) -> None:
-        with self.sessions() as db:
-            user = db.get(User, int(ctx.owner))
-            if user is None or not user.active:
-                raise HookRefused(401, "Your account is not active any more; log in again.")
-            if ctx.is_partial:
-                # A partial upload carries no capture metadata of its own (tus concatenation):
-                # the final upload that names it is checked instead.
-                if user.role not in (Role.OPERATOR, Role.ADMIN):
-                    raise HookRefused(
-                        403, f"Uploading needs the operator role; you are {user.role}."
-                    )
-                return
+        owner = int(ctx.owner)
+        req: CaptureRequest | None = None
+        invalid: MetadataError | None = None
+        if not ctx.is_partial:
             try:
                 req = parse_capture_metadata(ctx.metadata)
-                session = authorize_capture(db, user, req)
             except MetadataError as exc:
-                raise HookRefused(exc.status, str(exc)) from exc
-            assert can_upload_to(user, session)
+                invalid = exc  # answered after the account check, which comes first
+        with self.engine.connect() as conn:
+            # One query: the user (re-read here, so a deactivated account cannot start uploads
+            # while its token is still in the authentication cache) and the session it names.
+            user, session = load_upload_check(conn, owner, req.session_id if req else None)
+        if user is None or not user.active:
+            raise HookRefused(401, "Your account is not active any more; log in again.")
+        if ctx.is_partial:
+            # A partial upload carries no capture metadata of its own (tus concatenation):
+            # the final upload that names it is checked instead.
+            if user.role not in (Role.OPERATOR, Role.ADMIN):
+                raise HookRefused(403, f"Uploading needs the operator role; you are {user.role}.")
+            return
+        if invalid is not None:
+            raise HookRefused(invalid.status, str(invalid)) from invalid
+        assert req is not None
+        try:
+            check_capture(user, session, req)
+        except MetadataError as exc:
+            raise HookRefused(exc.status, str(exc)) from exc
+        assert session is not None and can_upload_to(user, session)  # type: ignore[arg-type]
 
     def finish(self, info: UploadInfo, path: Path) -> Mapping[str, str]:
         with self.sessions() as db:
@@ -100,7 +119,8 @@ def _same_origin(origin: str) -> bool:
 
 
 def _authenticate() -> tuple[str, bool] | None:
-    user = current_user()
+    # The light principal: a tus request never needs the User row (see app.auth.TokenCache).
+    user = current_principal()
     if user is None:
         return None
     origin = request.headers.get("Origin")

@@ -12,15 +12,48 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, BinaryIO
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.camera import imaging
 from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile
 from services.models import Capture, CaptureSession, CaptureStatus, utcnow
+
+# Statements run for every upload are built once: SQLAlchemy then reuses their cache key rather
+# than recomputing it on each execution, which was most of the cost of these one-row queries.
+_BY_UPLOAD_ID = select(Capture.id, Capture.status, Capture.reject_reason).where(
+    Capture.upload_id == bindparam("upload_id")
+)
+_SESSION_ASSESSMENT = select(CaptureSession.assessment_id).where(
+    CaptureSession.id == bindparam("session_id")
+)
+_ACCEPTED_TWIN = (
+    select(Capture)
+    .where(
+        Capture.session_id == bindparam("session_id"),
+        Capture.sha256 == bindparam("sha256"),
+        Capture.status == CaptureStatus.ACCEPTED.value,
+    )
+    .order_by(Capture.id)
+    .limit(1)
+)
+_ACCEPTED_TWIN_BEFORE = _ACCEPTED_TWIN.where(Capture.id < bindparam("before"))
+_INSERT = insert(Capture)
+_COLUMNS = frozenset(attr.key for attr in sa_inspect(Capture).column_attrs)
+
+
+class NewCapture(SimpleNamespace):
+    """The row of a new capture while it is decided: the Capture attributes that _classify
+    reads and sets, on a plain object (an ORM instance's instrumentation showed in profiles)."""
+
+    id: int
+    status: str
+    reject_reason: str | None = None  # as the column's: only a rejection sets one
 
 
 @dataclass(frozen=True)
@@ -30,7 +63,7 @@ class CaptureResult:
     reason: str | None
 
     @classmethod
-    def of(cls, capture: Capture) -> CaptureResult:
+    def of(cls, capture: Capture | NewCapture) -> CaptureResult:
         return cls(capture.id, capture.status, capture.reject_reason)
 
 
@@ -76,14 +109,16 @@ class CameraCaptureService:
         """
         existing = self._by_upload_id(upload_id)
         if existing is not None:
-            return CaptureResult.of(existing)
-        session = self.db.get(CaptureSession, session_id)
-        if session is None:
+            return existing
+        session_assessment = self.db.connection().scalar(
+            _SESSION_ASSESSMENT, {"session_id": session_id}
+        )
+        if session_assessment is None:
             raise LookupError(f"capture session {session_id} does not exist")
-        if assessment_id is not None and assessment_id != session.assessment_id:
+        if assessment_id is not None and assessment_id != session_assessment:
             raise ValueError(
                 f"assessment {assessment_id} does not match session {session_id} "
-                f"(assessment {session.assessment_id})"
+                f"(assessment {session_assessment})"
             )
         extra: dict[str, Any] = {}
         if expected_sha256:
@@ -91,7 +126,7 @@ class CameraCaptureService:
         staged = self.store.stage(file_data, block_size=BLOCK_SIZE)
         created: list[str] = []
         try:
-            capture = Capture(
+            capture = NewCapture(
                 session_id=session_id,
                 upload_id=upload_id,
                 uploaded_by_id=uploaded_by_id,
@@ -107,7 +142,11 @@ class CameraCaptureService:
                 created_at=self.clock(),
             )
             self._classify(capture, staged, created)
-            self.db.add(capture)
+            # Inserted with Core: the ORM unit of work cost more than all the other queries of
+            # a finished upload together. Columns left unset take their column defaults.
+            values = {key: value for key, value in vars(capture).items() if key in _COLUMNS}
+            result = self.db.connection().execute(_INSERT, values)
+            capture.id = result.inserted_primary_key[0]
             self.db.commit()
         except IntegrityError:
             # Another process recorded this upload between our check and our insert.
@@ -116,7 +155,7 @@ class CameraCaptureService:
             existing = self._by_upload_id(upload_id)
             if existing is None:
                 raise
-            return CaptureResult.of(existing)
+            return existing
         except BaseException:
             self.db.rollback()
             self._remove_unreferenced(created)
@@ -146,10 +185,21 @@ class CameraCaptureService:
         return CaptureResult.of(capture)
 
     # -- the decision ----------------------------------------------------------------------
-    def _classify(self, capture: Capture, staged: StagedFile, created: list[str]) -> None:
+    def _classify(self, capture: NewCapture, staged: StagedFile, created: list[str]) -> None:
         expected = capture.metadata_extra.get("expected_sha256")
         if expected and expected != staged.sha256:
             self._reject(capture, f"sha256 mismatch: expected {expected}, got {staged.sha256}")
+            self._publish_original(capture, staged.path, created)
+            return
+        with staged.path.open("rb") as fh:
+            head = fh.read(1024)
+        if imaging.sniff_format(head) is None:
+            # Not JPEG, PNG or WebP by its magic bytes: Pillow, opened with just those formats,
+            # cannot identify it either, so process_image would reject it with exactly this
+            # reason. Deciding here skips Pillow and the twin query: bytes with an accepted twin
+            # would have had the same magic bytes. (Random or foreign files are common: the
+            # benchmarks upload random bytes, and a wrong file picker sends PDFs.)
+            self._reject(capture, imaging.unsupported_reason(head))
             self._publish_original(capture, staged.path, created)
             return
         twin = self._accepted_twin(capture.session_id, staged.sha256)
@@ -186,7 +236,12 @@ class CameraCaptureService:
                 capture.duplicate_of_id = twin.id
 
     def _inspect(
-        self, capture: Capture, path: Path, created: list[str], *, replace_thumbnail: bool
+        self,
+        capture: Capture | NewCapture,
+        path: Path,
+        created: list[str],
+        *,
+        replace_thumbnail: bool,
     ) -> None:
         try:
             processed = imaging.process_image(
@@ -216,7 +271,9 @@ class CameraCaptureService:
                 created.append(relative)
         capture.thumbnail_path = relative
 
-    def _publish_original(self, capture: Capture, staged: Path, created: list[str]) -> None:
+    def _publish_original(
+        self, capture: Capture | NewCapture, staged: Path, created: list[str]
+    ) -> None:
         with staged.open("rb") as fh:
             fmt = imaging.sniff_format(fh.read(16))
         relative = self.store.original_name(capture.sha256, imaging.FORMAT_EXT.get(fmt, "bin"))
@@ -225,26 +282,24 @@ class CameraCaptureService:
         capture.original_path = relative
 
     @staticmethod
-    def _reject(capture: Capture, reason: str) -> None:
+    def _reject(capture: Capture | NewCapture, reason: str) -> None:
         capture.status = CaptureStatus.REJECTED.value
         capture.reject_reason = imaging.ascii_reason(reason, limit=255)
         capture.thumbnail_path = None
 
     # -- queries ---------------------------------------------------------------------------
-    def _by_upload_id(self, upload_id: str) -> Capture | None:
-        return self.db.scalar(select(Capture).where(Capture.upload_id == upload_id))
+    def _by_upload_id(self, upload_id: str) -> CaptureResult | None:
+        """The result already recorded for this upload: three columns, no ORM object."""
+        row = self.db.connection().execute(_BY_UPLOAD_ID, {"upload_id": upload_id}).first()
+        return CaptureResult(row.id, row.status, row.reject_reason) if row else None
 
     def _accepted_twin(
         self, session_id: int, sha256: str, *, before: int | None = None
     ) -> Capture | None:
-        query = select(Capture).where(
-            Capture.session_id == session_id,
-            Capture.sha256 == sha256,
-            Capture.status == CaptureStatus.ACCEPTED.value,
-        )
-        if before is not None:
-            query = query.where(Capture.id < before)
-        return self.db.scalar(query.order_by(Capture.id).limit(1))
+        params = {"session_id": session_id, "sha256": sha256}
+        if before is None:
+            return self.db.scalar(_ACCEPTED_TWIN, params)
+        return self.db.scalar(_ACCEPTED_TWIN_BEFORE, {**params, "before": before})
 
     def _remove_unreferenced(self, created: list[str]) -> None:
         """Roll back files this call created -- unless a committed row (another upload of the

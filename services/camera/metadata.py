@@ -11,8 +11,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from services.models import CaptureSession, Role, User
@@ -198,13 +199,85 @@ def parse_capture_metadata(metadata: Mapping[str, str | None]) -> CaptureRequest
     )
 
 
-def authorize_capture(db: Session, user: User, req: CaptureRequest) -> CaptureSession:
-    """The capture session `req` names, if `user` may upload to it now.
+class Uploader(Protocol):
+    """A User, or the few columns of one that deciding an upload needs."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+
+
+class UploadTarget(Protocol):
+    """A CaptureSession, or the few columns of one that deciding an upload needs."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def assessment_id(self) -> int: ...
+    @property
+    def operator_id(self) -> int | None: ...
+    @property
+    def is_open(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class UploaderRow:
+    id: int
+    role: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: int
+    assessment_id: int
+    operator_id: int | None
+    is_open: bool
+
+
+# One statement for the pre-create hook of every upload: the user and the session it names
+# (LEFT JOIN: a missing session is None, not a missing user). Built once so SQLAlchemy reuses its
+# cache key instead of recomputing it per execution.
+_UPLOAD_CHECK = (
+    select(
+        User.role,
+        User.active,
+        CaptureSession.id.label("session_id"),
+        CaptureSession.assessment_id,
+        CaptureSession.operator_id,
+        CaptureSession.ended_at,
+    )
+    .select_from(User)
+    .outerjoin(CaptureSession, CaptureSession.id == bindparam("sid"))
+    .where(User.id == bindparam("uid"))
+)
+
+
+def load_upload_check(
+    db: Session | Connection, user_id: int, session_id: int | None
+) -> tuple[UploaderRow | None, SessionRow | None]:
+    """The user and the capture session (None when missing; session_id None looks none up), in
+    one query and without ORM objects."""
+    conn = db.connection() if isinstance(db, Session) else db
+    row = conn.execute(_UPLOAD_CHECK, {"uid": user_id, "sid": session_id}).first()
+    if row is None:
+        return None, None
+    user = UploaderRow(user_id, row.role, bool(row.active))
+    if row.session_id is None:
+        return user, None
+    session = SessionRow(row.session_id, row.assessment_id, row.operator_id, row.ended_at is None)
+    return user, session
+
+
+def check_capture(user: Uploader, session: UploadTarget | None, req: CaptureRequest) -> None:
+    """Raise MetadataError unless `user` may upload `req` to `session` (None: it does not exist).
 
     The permission check comes right after existence, so a user who may not upload learns
     nothing more about the session (closed or not, which assessment).
     """
-    session = db.get(CaptureSession, req.session_id)
     if session is None:
         raise MetadataError(404, "session_id", f"session {req.session_id} does not exist")
     if not user.active:
@@ -228,4 +301,11 @@ def authorize_capture(db: Session, user: User, req: CaptureRequest) -> CaptureSe
             f"assessment_id {req.assessment_id} does not match session {session.id}, "
             f"which belongs to assessment {session.assessment_id}",
         )
+
+
+def authorize_capture(db: Session, user: User, req: CaptureRequest) -> CaptureSession:
+    """The capture session `req` names, if `user` may upload to it now (see check_capture)."""
+    session = db.get(CaptureSession, req.session_id)
+    check_capture(user, session, req)
+    assert session is not None
     return session

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.auth import LOGIN_FAILED, hash_token
+from app.auth import LOGIN_FAILED, Principal, TokenCache, hash_token
 from app.db import session_factory
 from services.models import ApiToken, User
 from tests.app.helpers import add_user, bearer, csrf_token, login, token_for
@@ -132,3 +132,110 @@ def test_cookie_authenticated_api_write_needs_csrf(app: Flask, client: FlaskClie
     token = csrf_token(client, "/")
     response = client.post("/api/assessments", json={"title": "x"}, headers={"X-CSRFToken": token})
     assert response.status_code == 201
+
+
+# -- the bearer-token cache (app.auth.TokenCache) ---------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(app: Flask) -> FakeClock:
+    """The app's token cache with a 5 s lifetime on a clock the test moves."""
+    fake = FakeClock()
+    app.extensions["tuscam.token_cache"] = TokenCache(5.0, clock=fake)
+    return fake
+
+
+def _revoke(app: Flask) -> None:
+    with session_factory(app)() as db:
+        db.query(ApiToken).one().revoked_at = datetime.now(UTC)
+        db.commit()
+
+
+def test_a_revoked_token_stops_working_within_the_cache_lifetime(
+    app: Flask, client: FlaskClient, clock: FakeClock
+) -> None:
+    add_user(app, "olga")
+    token = token_for(app, "olga")
+    tus = {"Tus-Resumable": "1.0.0", **bearer(token)}
+    unknown_upload = "/files/" + "a" * 32
+    assert client.head(unknown_upload, headers=tus).status_code == 404  # authenticated
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 200
+    _revoke(app)
+    clock.now += 4.9  # documented staleness: a cached token keeps working up to 5 s
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 200
+    clock.now += 0.2
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 401
+    assert client.head(unknown_upload, headers=tus).status_code == 401
+
+
+def test_a_deactivated_user_is_refused_by_pages_and_api_at_once_even_when_cached(
+    app: Flask, client: FlaskClient, clock: FakeClock
+) -> None:
+    add_user(app, "olga")
+    token = token_for(app, "olga")
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 200
+    with session_factory(app)() as db:
+        db.query(User).one().active = False
+        db.commit()
+    # current_user() re-reads the user row; only tus requests use the cached principal.
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 401
+
+
+def test_a_refusal_is_not_cached(app: Flask, client: FlaskClient, clock: FakeClock) -> None:
+    add_user(app, "olga")
+    token = token_for(app, "olga")
+    wrong = token + "x"
+    assert client.get("/api/assessments", headers=bearer(wrong)).status_code == 401
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 200
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(app: Flask, client: FlaskClient) -> None:
+    app.extensions["tuscam.token_cache"] = TokenCache(0)  # every request reads the database
+    add_user(app, "olga")
+    token = token_for(app, "olga")
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 200
+    with session_factory(app)() as db:
+        first = db.query(ApiToken).one().last_used_at
+    assert first is not None
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 200
+    with session_factory(app)() as db:
+        row = db.query(ApiToken).one()
+        assert row.last_used_at == first
+        row.last_used_at = first - timedelta(minutes=2)
+        db.commit()
+    assert client.get("/api/assessments", headers=bearer(token)).status_code == 200
+    with session_factory(app)() as db:
+        assert db.query(ApiToken).one().last_used_at > first
+
+
+def test_token_cache_entries_expire_and_a_zero_lifetime_caches_nothing() -> None:
+    clock = FakeClock()
+    cache = TokenCache(5.0, clock=clock)
+    who = Principal(7, "operator")
+    cache.put("h", who)
+    assert cache.get("h") == who and cache.get("other") is None
+    clock.now += 5
+    assert cache.get("h") is None
+    off = TokenCache(0, clock=clock)
+    off.put("h", who)
+    assert off.get("h") is None
+
+
+def test_a_full_token_cache_starts_over_instead_of_growing() -> None:
+    cache = TokenCache(5.0, max_entries=2)
+    for key in ("a", "b", "c"):
+        cache.put(key, Principal(1, "operator"))
+    assert [cache.get(k) is not None for k in ("a", "b", "c")] == [False, False, True]
+
+
+def test_the_principal_of_an_admin_has_every_role() -> None:
+    assert Principal(1, "admin").has_role("reviewer") and Principal(1, "admin").is_admin
+    assert not Principal(2, "reviewer").has_role("operator")

@@ -14,7 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.camera import imaging
-from services.camera.capture_service import CameraCaptureService, delete_capture_files
+from services.camera.capture_service import (
+    CameraCaptureService,
+    CaptureResult,
+    delete_capture_files,
+)
 from services.camera.capture_store import CaptureStore
 from services.models import Capture
 from tests.support import images
@@ -245,6 +249,37 @@ def test_a_copy_of_a_rejected_upload_is_not_a_duplicate(save: SaveFn) -> None:
     assert save(data).status == "rejected"
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"%PDF-1.7\n" + os.urandom(200),
+        b"GIF89a" + os.urandom(200),
+        b"\xef\xbb\xbf<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>",
+        b"\x00\x00\x00\x18ftypheic" + os.urandom(200),
+        os.urandom(3000).replace(b"\xff", b"\x00"),
+    ],
+    ids=["empty", "pdf", "gif", "svg", "heic", "random"],
+)
+def test_a_file_that_is_no_photo_by_its_magic_bytes_is_rejected_as_pillow_would(
+    save: SaveFn, db: Session, store: CaptureStore, upload_file, monkeypatch, data: bytes
+) -> None:
+    path = upload_file(data)
+    with pytest.raises(imaging.ImageRejected) as pillow:
+        imaging.process_image(path)
+
+    def no_twin_lookup(*args: object, **kw: object) -> None:
+        raise AssertionError("no accepted capture can share bytes that are no image")
+
+    monkeypatch.setattr(CameraCaptureService, "_accepted_twin", no_twin_lookup)
+    result = save(data, filetype="image/jpeg")
+    capture = db.get(Capture, result.capture_id)
+    assert (result.status, result.reason) == ("rejected", pillow.value.reason)
+    assert (capture.format, capture.width, capture.height) == (None, None, None)
+    assert capture.original_path.endswith(".bin")
+    assert store.path(capture.original_path).read_bytes() == data
+
+
 # -- failures leave nothing behind --------------------------------------------------------------
 
 
@@ -301,7 +336,7 @@ def test_two_processes_finishing_the_same_upload_record_it_once(
         real_lookup = service_b._by_upload_id
         calls = []
 
-        def lookup_racing(upload_id: str) -> Capture | None:
+        def lookup_racing(upload_id: str) -> CaptureResult | None:
             calls.append(upload_id)
             if len(calls) == 1:
                 # A finishes in between B's check and B's insert.

@@ -12,6 +12,8 @@ from services.camera.metadata import (
     CaptureRequest,
     MetadataError,
     authorize_capture,
+    check_capture,
+    load_upload_check,
     parse_capture_metadata,
 )
 
@@ -203,3 +205,46 @@ def test_an_inactive_operator_may_not_upload(db, world: World) -> None:
     with pytest.raises(MetadataError) as caught:
         authorize_capture(db, world.operator, _req(world.open_session.id))
     assert caught.value.status == 403
+
+
+# -- the one-query check of the pre-create hook -----------------------------------------------
+
+WHO_AND_WHERE = ["admin", "operator", "other_operator", "reviewer"]
+SESSIONS = ["open_session", "assigned_session", "closed_session"]
+
+
+@pytest.mark.parametrize("who", WHO_AND_WHERE)
+@pytest.mark.parametrize("session", SESSIONS)
+@pytest.mark.parametrize("assessment", [None, "assessment", "other_assessment"])
+def test_the_light_rows_decide_exactly_as_the_orm_objects(
+    db, world: World, who: str, session: str, assessment: str | None
+) -> None:
+    user, target = getattr(world, who), getattr(world, session)
+    req = _req(target.id, getattr(world, assessment).id if assessment else None)
+    light_user, light_session = load_upload_check(db, user.id, target.id)
+    assert light_user is not None and light_session is not None
+    assert (light_user.id, light_user.role, light_user.active) == (user.id, user.role, True)
+    assert light_session.is_open == target.is_open
+
+    def verdict(u, s) -> tuple[int, str] | None:  # noqa: ANN001
+        try:
+            check_capture(u, s, req)
+        except MetadataError as exc:
+            return exc.status, str(exc)
+        return None
+
+    assert verdict(light_user, light_session) == verdict(user, target)
+
+
+def test_the_check_query_tells_a_missing_user_from_a_missing_session(db, world: World) -> None:
+    user, session = load_upload_check(db, world.operator.id, 424242)
+    assert user is not None and user.id == world.operator.id and session is None
+    assert load_upload_check(db, world.operator.id, None)[1] is None
+    assert load_upload_check(db, 424242, world.open_session.id) == (None, None)
+
+
+def test_the_check_query_reads_an_inactive_user_as_inactive(db, world: World) -> None:
+    world.operator.active = False
+    db.commit()
+    user, _ = load_upload_check(db, world.operator.id, world.open_session.id)
+    assert user is not None and user.active is False
