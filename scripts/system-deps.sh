@@ -19,7 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 # The Debian package starts a cluster of its own; the tests start their own servers.
 if [[ " ${missing[*]} " == *" postgresql "* ]]; then
   $SUDO service postgresql stop >/dev/null 2>&1 || true
