@@ -35,7 +35,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.db import db_engine, get_db
-from app.errors import ApiError
+from app.errors import ApiError, wants_json
 from services.models import ApiToken, Role, User, utcnow
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -232,16 +232,6 @@ def current_user() -> User | None:
             user = None  # deactivated while its token was cached: pages and the API see it now
     g.user = user
     return user
-
-
-def wants_json() -> bool:
-    path = request.path
-    return (
-        path.startswith("/api/")
-        or path.startswith("/files")
-        or "Authorization" in request.headers
-        or request.accept_mimetypes.best == "application/json"
-    )
 
 
 def login_required(view: F) -> F:

@@ -17,17 +17,19 @@ class ApiError(Exception):
         self.message = message
 
 
-def _is_json_client() -> bool:
+def wants_json() -> bool:
+    """API, tus and script requests (any Authorization header) get JSON; browsers get pages."""
+    path = request.path
     return (
-        request.path.startswith("/api/")
-        or request.path.startswith("/files")
-        or request.headers.get("Authorization", "").lower().startswith("bearer ")
+        path.startswith("/api/")
+        or path.startswith("/files")
+        or "Authorization" in request.headers
         or request.accept_mimetypes.best == "application/json"
     )
 
 
 def _render(status: int, error: str, message: str) -> Any:
-    if _is_json_client():
+    if wants_json():
         response = jsonify(error=error, message=message)
         response.status_code = status
         if request.path.startswith("/files"):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.db import session_factory
 from services.models import Assessment, Capture, CaptureSession, utcnow
-from tests.app.helpers import CSRF_RE, add_user, login
+from tests.app.helpers import add_user, login
 
 ROLES = {"op": "operator", "op2": "operator", "rev": "reviewer", "adm": "admin"}
 
@@ -39,13 +39,6 @@ def as_user(app: Flask, users: dict[str, int]) -> Callable[[str], FlaskClient]:
         return clients[name]
 
     return get
-
-
-def page_csrf(client: FlaskClient, path: str) -> str:
-    html = client.get(path).get_data(as_text=True)
-    match = CSRF_RE.search(html)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
 
 
 class Factory:

@@ -8,7 +8,8 @@ from flask.testing import FlaskClient
 
 from app.db import session_factory
 from services.models import Capture
-from tests.review.conftest import Factory, page_csrf
+from tests.app.helpers import csrf_token as page_csrf
+from tests.review.conftest import Factory
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '<img src=x onerror="alert(2)">'

@@ -10,7 +10,8 @@ from flask import Flask
 
 from app import review
 from services.models import utcnow
-from tests.review.conftest import Factory, page_csrf
+from tests.app.helpers import csrf_token as page_csrf
+from tests.review.conftest import Factory
 
 
 @pytest.fixture
