@@ -29,12 +29,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=bool(app.config.get("SECURE_COOKIES")),
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,
-        CSRF_EXEMPT_BLUEPRINTS=("tus",),
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
     )
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    if app.config.get("PROXY_FIX"):
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
 
     from app import api, assets, auth, camera, cli, db, errors, pages, review, uploads
 
@@ -63,5 +60,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.route("/favicon.ico")
     def favicon() -> Any:
         return redirect(url_for("static", filename="favicon.svg"))
+
+    if app.config.get("PROXY_FIX"):
+        # Outermost, so the tus server (mounted around Flask by uploads.init_app) sees it too.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
 
     return app

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     current_app,
     flash,
     g,
@@ -155,9 +156,8 @@ _TOKEN_USED = (
 )
 
 
-def token_cache() -> TokenCache:
+def token_cache(app: Flask) -> TokenCache:
     """This app's cache (config TOKEN_CACHE_SECONDS, default 5; 0 turns caching off)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
     cache = app.extensions.get("tuscam.token_cache")
     if cache is None:
         ttl = float(app.config.get("TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS))
@@ -165,17 +165,19 @@ def token_cache() -> TokenCache:
     return cache
 
 
-def _principal_from_bearer(header: str) -> Principal | None:
+def principal_from_bearer(app: Flask, header: str) -> Principal | None:
+    """The principal of an `Authorization: Bearer <token>` header; None if it names no active
+    token. Needs no request context (the tus adapter calls it straight from WSGI)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     token_hash = hash_token(token.strip())
-    cache = token_cache()
+    cache = token_cache(app)
     principal = cache.get(token_hash)
     if principal is not None:
         return principal
     # Core on a plain connection: one joined row, no ORM objects, no Session.
-    with db_engine(current_app).connect() as conn:
+    with db_engine(app).connect() as conn:
         row = conn.execute(_TOKEN_LOOKUP, {"token_hash": token_hash}).first()
         if row is None:
             return None  # unknown, revoked, or its user is deactivated
@@ -206,7 +208,7 @@ def current_principal() -> Principal | None:
     g.auth_via = None
     header = request.headers.get("Authorization", "")
     if header:
-        principal = _principal_from_bearer(header)
+        principal = principal_from_bearer(current_app._get_current_object(), header)  # type: ignore[attr-defined]
         g.auth_via = "token" if principal else None
     elif session.get("user_id") is not None:
         user = _user_from_session(get_db())
@@ -273,13 +275,11 @@ def roles_required(*roles: str) -> Callable[[F], F]:
 def csrf_protect_unless_token() -> None:
     """CSRF applies to cookie-authenticated forms and API calls, not to bearer-token scripts.
 
-    The tus blueprint is exempt (it checks Origin itself); see app/uploads.py.
+    The tus server does not pass through here (it checks Origin itself); see app/uploads.py.
     """
     if request.method in {"GET", "HEAD", "OPTIONS"}:
         return
     if request.headers.get("Authorization", "").lower().startswith("bearer "):
-        return
-    if request.blueprint in current_app.config.get("CSRF_EXEMPT_BLUEPRINTS", ()):
         return
     csrf.protect()
 

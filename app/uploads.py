@@ -10,18 +10,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, g, request, send_file
+from flask import Blueprint, Flask, current_app, request, send_file
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.access import require_visible_capture
-from app.auth import current_principal, current_user, login_required
+from app.auth import current_principal, current_user, login_required, principal_from_bearer
 from app.db import get_db, session_factory
 from app.errors import ApiError
-from app.tus.blueprint import create_tus_blueprint
 from app.tus.config import TusConfig
+from app.tus.errors import TusError
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
+from app.tus.wsgi import TusWsgiApp
 from services.camera.capture_service import CameraCaptureService
 from services.camera.capture_store import CaptureStore
 from services.camera.metadata import (
@@ -112,28 +113,34 @@ def _header_safe(text: str) -> str:
     return clean[:200]
 
 
-def _same_origin(origin: str) -> bool:
-    host = urlsplit(origin).netloc
-    return host == request.host
+class UploadAuth:
+    """Who sends a tus request, straight from the WSGI environ: a bearer token without Flask
+    (scripts: most tus traffic), else the session cookie through Flask's own session handling
+    (the camera page). Returns (user id, is admin) or None."""
 
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.allowed_origins = frozenset(app.config["TUS_CORS_ORIGINS"])
 
-def _authenticate() -> tuple[str, bool] | None:
-    # The light principal: a tus request never needs the User row (see app.auth.TokenCache).
-    user = current_principal()
-    if user is None:
-        return None
-    origin = request.headers.get("Origin")
-    allowed = current_app.config["TUS_CORS_ORIGINS"]
-    # A cookie is sent by the browser whoever wrote the page; only our own pages (or configured
-    # origins) may use it to upload. Bearer tokens are never sent implicitly, so they pass.
-    if (
-        g.get("auth_via") == "session"
-        and origin
-        and not _same_origin(origin)
-        and origin not in allowed
-    ):
-        raise ApiError(403, "cross-origin", f"Uploads from {origin} are not allowed.")
-    return str(user.id), user.is_admin
+    def __call__(self, environ: dict[str, Any]) -> tuple[str, bool] | None:
+        header = environ.get("HTTP_AUTHORIZATION")
+        if header:
+            # The light principal: a tus request never needs the User row (app.auth.TokenCache).
+            principal = principal_from_bearer(self.app, header)
+            return None if principal is None else (str(principal.id), principal.is_admin)
+        if not environ.get("HTTP_COOKIE"):
+            return None
+        with self.app.request_context(environ):  # its teardown closes the database session
+            principal = current_principal()
+            if principal is None:
+                return None
+            # A cookie is sent by the browser whoever wrote the page; only our own pages (or
+            # configured origins) may use it to upload. Bearer tokens are never sent implicitly.
+            origin = request.headers.get("Origin")
+            if origin and urlsplit(origin).netloc != request.host:
+                if origin not in self.allowed_origins:
+                    raise TusError(403, "cross-origin", f"Uploads from {origin} are not allowed.")
+            return str(principal.id), principal.is_admin
 
 
 def make_handler(app: Flask) -> TusHandler:
@@ -160,8 +167,9 @@ def init_app(app: Flask) -> None:
     app.config["TUS_CORS_ORIGINS"] = origins
     handler = make_handler(app)
     app.extensions["tuscam.tus"] = handler
-    app.register_blueprint(
-        create_tus_blueprint(handler, _authenticate, cors_origins=origins), url_prefix="/files"
+    # WSGI in front of Flask (app/tus/wsgi.py says why); everything but /files goes on to Flask.
+    app.wsgi_app = TusWsgiApp(  # type: ignore[method-assign]
+        handler, UploadAuth(app), app.wsgi_app, prefix="/files", cors_origins=origins
     )
     app.register_blueprint(files_bp)
     if not app.config.get("TESTING"):

@@ -1,5 +1,5 @@
 """tus 1.0.0 resumable-upload server: a framework-free core (TusHandler) with file storage,
-cross-process locks and hooks; blueprint.py adapts it to Flask."""
+cross-process locks and hooks; wsgi.py serves it over WSGI."""
 
 from app.tus.config import TusConfig
 from app.tus.errors import TusError

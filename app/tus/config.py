@@ -20,7 +20,7 @@ class TusConfig:
     max_unfinished_per_owner: int | None = 200  # -> 429
     max_metadata_bytes: int = 16384
     # How often a reading request wakes up while its client is silent, to notice a release
-    # request from a newer request for the same upload (the blueprint's socket timeout).
+    # request from a newer request for the same upload (the WSGI adapter's socket timeout).
     body_poll_interval: float = 1.0
     # How long a terminated or expired upload still answers 410 instead of 404.
     tombstone_seconds: int = 7 * 86400

@@ -244,5 +244,9 @@ def finish_failed() -> TusError:
     )
 
 
+def internal_error() -> TusError:
+    return TusError(500, "internal-error", "Something went wrong on the server; it was logged.")
+
+
 def hook_failed(name: str) -> TusError:
     return TusError(500, "hook-failed", f"The server's {name} check failed; try again later.")

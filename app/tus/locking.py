@@ -5,7 +5,7 @@ tus-js-client retries 423 after asking HEAD). flock excludes other descriptors o
 process too and the kernel drops it when a worker is SIGKILLed, so a dead holder never blocks.
 
 Release requests: a request that finds the upload locked touches `<id>.release` while it waits.
-The holder reads its body in short polls (the blueprint gives the socket a ~1 s timeout); when a
+The holder reads its body in short polls (the WSGI adapter gives the socket a ~1 s timeout); when a
 poll finds the client silent and a release requested, it stops, keeps what it stored and lets
 go. A holder that keeps receiving is never interrupted, so of two live racing requests one
 wins and the other waits, then gets 409 or 423. A silent client is dropped after

@@ -274,9 +274,9 @@ def test_downloads_of_an_html_upload_are_sandboxed_attachments(
 def test_no_route_serves_an_upload_inline_and_no_page_shows_a_filename_unescaped(
     hostile: Hostile, op: Operator, app: Flask
 ) -> None:
-    """Walk every GET route of the app with ids of an HTML upload, an accepted JPEG holding
-    HTML in a comment, and a markup filename: whatever carries the uploaded bytes is a sandboxed
-    attachment, and no HTML page holds the filename unescaped."""
+    """Walk every GET route of the app (and the tus download URL) with ids of an HTML upload,
+    an accepted JPEG holding HTML in a comment, and a markup filename: whatever carries the
+    uploaded bytes is a sandboxed attachment, and no HTML page holds the filename unescaped."""
     html_url, html_last = op.tus.upload(HTML, capture_metadata(op.session_id, MARKUP_NAME))
     jpeg_url, jpeg_last = op.tus.upload(
         _jpeg_with_comment(), capture_metadata(op.session_id, MARKUP_NAME)
@@ -313,6 +313,11 @@ def test_no_route_serves_an_upload_inline_and_no_page_shows_a_filename_unescaped
                 assert f'<script>alert("{MARKER}")' not in r.text, rule.rule
             elif MARKER in r.text:  # JSON: never rendered as a page
                 assert r.headers["Content-Type"].startswith("application/json"), rule.rule
+    for upload_url, _capture_id in cases:  # the tus server is WSGI in front of Flask's routes
+        r = api.get(upload_url, headers={"Accept": "text/html"})
+        assert r.status_code == 200 and BYTES_MARKER.encode() in r.content
+        _assert_attachment(r)
+        served_bytes.add("tus.upload")
     assert served_bytes == {"tus.upload", "capture_files.original"}
     assert pages >= 3
     thumb = api.get(f"/captures/{jpeg_last.headers['Tuscam-Capture-Id']}/thumbnail")

@@ -1,38 +1,27 @@
-"""The Flask adapter of the tus server (the only module of app.tus that imports Flask): routes,
-authentication, CORS, and the WSGI body handed to the core with a short socket timeout."""
+"""The request body as the tus core reads it from a WSGI server: WsgiBody for any server,
+GunicornBody reading straight from gunicorn's socket, and the socket timeout while a body is
+read (see wsgi.py, the adapter that uses them)."""
 
 from __future__ import annotations
 
 import io
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from flask import Blueprint, Response, request, send_file, url_for
 from gunicorn.http.body import Body as GunicornStream
 from gunicorn.http.body import LengthReader as GunicornLengthReader
 from gunicorn.http.unreader import SocketUnreader as GunicornSocketUnreader
 
 from app.tus import errors
 from app.tus.body import BodyDisconnected, BodyTimeout
-from app.tus.errors import TUS_RESUMABLE, TusError, error_response
+from app.tus.errors import TusError
 from app.tus.handler import TusHandler
-from app.tus.messages import Headers, TusRequest, TusResponse
+from app.tus.messages import Headers
 from app.tus.protocol import parse_uint
 
-METHODS = ["OPTIONS", "POST", "HEAD", "PATCH", "DELETE", "GET"]
-ALLOW_HEADERS = (
-    "Authorization, Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, "
-    "Upload-Defer-Length, Upload-Concat, Upload-Checksum, X-HTTP-Method-Override, X-Requested-With"
-)
-EXPOSE_HEADERS = (
-    "Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Upload-Defer-Length, "
-    "Upload-Concat, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, "
-    "Tus-Checksum-Algorithm, Tuscam-Capture-Id, Tuscam-Capture-Status, Tuscam-Capture-Reason"
-)
-REASONS = {460: "Checksum Mismatch"}
 DRAIN_BYTES = 16 << 20  # an unread body up to this size is drained after an early answer
 DRAIN_SECONDS = 10.0
 # gunicorn's read(n) waits until n bytes arrived; when the client goes silent, what it holds
@@ -165,83 +154,9 @@ def gunicorn_body(stream: object, sock: object, length: int) -> GunicornBody | N
     return GunicornBody(stream, sock, length)
 
 
-def create_tus_blueprint(
-    handler: TusHandler,
-    authenticate: Callable[[], tuple[str, bool] | None],
-    *,
-    cors_origins: Sequence[str] = (),
-    name: str = "tus",
-) -> Blueprint:
-    """Routes '/' and '/<upload_id>'; mount with url_prefix='/files'. authenticate() returns
-    (owner, is_admin) or None (answered 401). POST is also routed to an upload so that
-    X-HTTP-Method-Override works; the handler decides what each URL allows."""
-    bp = Blueprint(name, __name__)
-    allowed_origins = frozenset(cors_origins)
-
-    def view(upload_id: str | None = None) -> Response:
-        headers = Headers(dict(request.headers))
-        if request.method == "OPTIONS":  # discovery and CORS preflight: no authentication
-            return _to_flask(handler.options())
-        try:
-            body, body_timeout = _body(request.environ, headers, handler)
-        except TusError as exc:
-            return _to_flask(error_response(exc, request.method))
-        with _socket_timeout(request.environ, body_timeout):
-            response = answer(upload_id, headers, body)
-            body.drain()
-        return _to_flask(response)
-
-    def answer(upload_id: str | None, headers: Headers, body: WsgiBody) -> TusResponse:
-        who = authenticate()
-        if who is None:
-            err = TusError(
-                401,
-                "unauthorized",
-                "Log in, or send Authorization: Bearer <token>.",
-                {"WWW-Authenticate": "Bearer"},
-            )
-            return error_response(err, request.method)
-        tus_request = TusRequest(
-            method=request.method,
-            upload_id=upload_id,
-            headers=headers,
-            body=body,  # type: ignore[arg-type]  # read() is all the core uses
-            owner=who[0],
-            is_admin=who[1],
-            base_url=url_for(f"{bp.name}.collection", _external=True),
-        )
-        return handler.handle(tus_request)
-
-    bp.add_url_rule("/", "collection", view, methods=METHODS, provide_automatic_options=False)
-    bp.add_url_rule(
-        "/<upload_id>", "upload", view, methods=METHODS, provide_automatic_options=False
-    )
-
-    @bp.after_request
-    def _cors(response: Response) -> Response:
-        if request.method != "OPTIONS":
-            # Also on errors the application renders (its 403, 500): every response but OPTIONS.
-            response.headers.setdefault("Tus-Resumable", TUS_RESUMABLE)
-        if not allowed_origins:
-            return response
-        response.vary.add("Origin")
-        origin = request.headers.get("Origin")
-        if origin not in allowed_origins:
-            return response
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Credentials"] = "true"
-        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            response.headers["Access-Control-Allow-Methods"] = ", ".join(METHODS)
-            response.headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
-            response.headers["Access-Control-Max-Age"] = "86400"
-        else:
-            response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-        return response
-
-    return bp
-
-
-def _body(environ: dict[str, Any], headers: Headers, handler: TusHandler) -> tuple[WsgiBody, float]:
+def request_body(
+    environ: dict[str, Any], headers: Headers, handler: TusHandler
+) -> tuple[WsgiBody, float]:
     """The body stream for the core and the socket timeout to read it with.
 
     Under gunicorn the request socket gets a timeout of body_poll_interval while a body with a
@@ -271,7 +186,7 @@ def _body(environ: dict[str, Any], headers: Headers, handler: TusHandler) -> tup
 
 
 @contextmanager
-def _socket_timeout(environ: dict[str, Any], seconds: float) -> Iterator[None]:
+def socket_timeout(environ: dict[str, Any], seconds: float) -> Iterator[None]:
     sock = environ.get("gunicorn.socket")
     if not seconds or not isinstance(sock, socket.socket):
         yield
@@ -285,26 +200,3 @@ def _socket_timeout(environ: dict[str, Any], seconds: float) -> Iterator[None]:
             sock.settimeout(previous)
         except OSError:  # the connection is already gone
             pass
-
-
-def _to_flask(tus: TusResponse) -> Response:
-    if tus.file_path is not None:
-        try:
-            response = send_file(
-                tus.file_path,
-                mimetype="application/octet-stream",
-                as_attachment=True,
-                download_name=tus.download_name or tus.file_path.name,
-            )
-        except FileNotFoundError:  # terminated between the check and the read
-            return _to_flask(error_response(errors.upload_not_found(), "GET"))
-        for key, value in tus.headers.items():
-            if key.lower() != "content-type":
-                response.headers[key] = value
-        return response
-    response = Response(tus.body, status=tus.status, headers=tus.headers)
-    if "Content-Type" not in tus.headers:
-        del response.headers["Content-Type"]  # no body, no type
-    if tus.status in REASONS:
-        response.status = f"{tus.status} {REASONS[tus.status]}"
-    return response

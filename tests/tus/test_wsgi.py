@@ -1,23 +1,28 @@
-"""The Flask adapter on a small app of its own: authentication, CORS preflight and exposure,
-downloads, status lines, chunked bodies and the request socket's timeout."""
+"""The WSGI adapter on its own (werkzeug's test client, a fallback app behind it):
+routing, authentication, CORS preflight and exposure, downloads, status lines, chunked bodies,
+the request socket's timeout, and a bug answered as a 500."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from flask import Flask, request
-from flask.testing import FlaskClient
+from werkzeug.test import Client
+from werkzeug.wrappers import Response
 
-from app.tus.blueprint import WsgiBody, create_tus_blueprint
 from app.tus.body import BodyDisconnected, BodyTimeout
 from app.tus.config import TusConfig
+from app.tus.errors import TusError
 from app.tus.handler import TusHandler
 from app.tus.hooks import Hooks
+from app.tus.wsgi import TusWsgiApp
+from app.tus.wsgi_body import WsgiBody
 from tests.tus.conftest import OCTETS, meta
 
 ORIGIN = "https://camera.example"
@@ -25,8 +30,12 @@ TOKENS = {"alice-token": ("alice", False), "admin-token": ("root", True)}
 AUTH = {"Authorization": "Bearer alice-token", "Tus-Resumable": "1.0.0"}
 
 
+def fallback(environ: dict[str, Any], start_response: Any) -> Any:
+    return Response(f"fallback {environ['PATH_INFO']}", status=418)(environ, start_response)
+
+
 @pytest.fixture
-def tus_app(tmp_path: Path) -> Flask:
+def tus_app(tmp_path: Path) -> TusWsgiApp:
     config = TusConfig(
         upload_dir=tmp_path / "uploads",
         max_size=1 << 20,
@@ -36,29 +45,27 @@ def tus_app(tmp_path: Path) -> Flask:
     hooks = Hooks(finish=lambda info, path: {"Tuscam-Capture-Id": "42"})
     handler = TusHandler(config, hooks=hooks)
 
-    def authenticate() -> tuple[str, bool] | None:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    def authenticate(environ: dict[str, Any]) -> tuple[str, bool] | None:
+        token = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
+        if token == "foreign-token":
+            raise TusError(403, "cross-origin", "Uploads from elsewhere are not allowed.")
         return TOKENS.get(token)
 
-    app = Flask(__name__)
-    app.register_blueprint(
-        create_tus_blueprint(handler, authenticate, cors_origins=[ORIGIN]), url_prefix="/files"
-    )
-    return app
+    return TusWsgiApp(handler, authenticate, fallback, prefix="/files", cors_origins=[ORIGIN])
 
 
 @pytest.fixture
-def web(tus_app: Flask) -> FlaskClient:
-    return tus_app.test_client()
+def web(tus_app: TusWsgiApp) -> Client:
+    return Client(tus_app)
 
 
-def create(web: FlaskClient, length: int = 5, **headers: str) -> str:
+def create(web: Client, length: int = 5, **headers: str) -> str:
     r = web.post("/files/", headers={**AUTH, "Upload-Length": str(length), **headers})
     assert r.status_code == 201, r.get_data()
     return r.headers["Location"]
 
 
-def test_a_preflight_needs_no_authentication_and_allows_the_tus_headers(web: FlaskClient) -> None:
+def test_a_preflight_needs_no_authentication_and_allows_the_tus_headers(web: Client) -> None:
     r = web.options(
         "/files/",
         headers={"Origin": ORIGIN, "Access-Control-Request-Method": "PATCH"},
@@ -79,7 +86,7 @@ def test_a_preflight_needs_no_authentication_and_allows_the_tus_headers(web: Fla
     assert r.headers["Tus-Version"] == "1.0.0" and "Tus-Resumable" not in r.headers
 
 
-def test_an_unknown_origin_gets_no_cors_grant(web: FlaskClient) -> None:
+def test_an_unknown_origin_gets_no_cors_grant(web: Client) -> None:
     r = web.options(
         "/files/",
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
@@ -92,7 +99,7 @@ def test_an_unknown_origin_gets_no_cors_grant(web: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("method", ["post", "head", "patch", "delete", "get"])
-def test_without_authentication_every_tus_request_is_401(web: FlaskClient, method: str) -> None:
+def test_without_authentication_every_tus_request_is_401(web: Client, method: str) -> None:
     r = getattr(web, method)("/files/" + ("" if method == "post" else "a" * 32))
     assert r.status_code == 401 and r.headers["Tus-Resumable"] == "1.0.0"
     if method == "head":
@@ -101,7 +108,7 @@ def test_without_authentication_every_tus_request_is_401(web: FlaskClient, metho
         assert r.get_json()["error"] == "unauthorized"
 
 
-def test_an_upload_through_flask_exposes_the_tus_and_capture_headers(web: FlaskClient) -> None:
+def test_an_upload_exposes_the_tus_and_capture_headers(web: Client) -> None:
     location = create(web, 5, Origin=ORIGIN)
     assert location.startswith("http://localhost/files/")
     r = web.patch(
@@ -119,7 +126,7 @@ def test_an_upload_through_flask_exposes_the_tus_and_capture_headers(web: FlaskC
     assert head.get_data() == b""
 
 
-def test_the_owner_downloads_the_stored_bytes_as_an_attachment(web: FlaskClient) -> None:
+def test_the_owner_downloads_the_stored_bytes_as_an_attachment(web: Client) -> None:
     location = create(web, 4, **{"Upload-Metadata": meta(filename='x"y.jpg')})
     web.patch(
         location, data=b"\xff\xd8ab", headers={**AUTH, "Content-Type": OCTETS, "Upload-Offset": "0"}
@@ -137,7 +144,7 @@ def test_the_owner_downloads_the_stored_bytes_as_an_attachment(web: FlaskClient)
         assert r.status_code == 401
 
 
-def test_errors_are_json_with_a_status_line_clients_understand(web: FlaskClient) -> None:
+def test_errors_are_json_with_a_status_line_clients_understand(web: Client) -> None:
     location = create(web, 5)
     r = web.patch(
         location,
@@ -157,7 +164,7 @@ def test_errors_are_json_with_a_status_line_clients_understand(web: FlaskClient)
     assert r.status_code in (404, 405)
 
 
-def test_method_override_reaches_the_handler_on_an_upload_url(web: FlaskClient) -> None:
+def test_method_override_reaches_the_handler_on_an_upload_url(web: Client) -> None:
     location = create(web, 3)
     r = web.post(
         location,
@@ -172,7 +179,7 @@ def test_method_override_reaches_the_handler_on_an_upload_url(web: FlaskClient) 
     assert r.status_code == 204 and r.headers["Upload-Offset"] == "3"
 
 
-def test_a_chunked_body_is_read_only_when_the_server_ends_it(web: FlaskClient) -> None:
+def test_a_chunked_body_is_read_only_when_the_server_ends_it(web: Client) -> None:
     location = create(web, 10)
     headers = {**AUTH, "Content-Type": OCTETS, "Upload-Offset": "0", "Transfer-Encoding": "chunked"}
     no_length = {"CONTENT_LENGTH": ""}  # as a server passes a chunked request on
@@ -200,7 +207,7 @@ class SocketStream(io.RawIOBase):
 
 
 def test_a_silent_client_on_a_real_socket_is_dropped_and_the_timeout_restored(
-    web: FlaskClient,
+    web: Client,
 ) -> None:
     location = create(web, 100)
     server, peer = socket.socketpair()
@@ -245,7 +252,7 @@ def test_the_wsgi_body_sorts_read_failures() -> None:
     assert body.read(10) == b"abcd" and body.read(10) == b""  # never past Content-Length
 
 
-def test_an_unread_body_is_drained_so_the_early_answer_arrives(web: FlaskClient) -> None:
+def test_an_unread_body_is_drained_so_the_early_answer_arrives(web: Client) -> None:
     location = create(web, 10)
     stream = io.BytesIO(b"x" * 200_000 + b"NEXT")
     r = web.patch(
@@ -255,3 +262,46 @@ def test_an_unread_body_is_drained_so_the_early_answer_arrives(web: FlaskClient)
     )
     assert r.status_code == 409
     assert stream.read() == b"NEXT"  # the whole body was read, and nothing after it
+
+
+def test_other_paths_go_to_the_application_behind(web: Client) -> None:
+    for path in ("/", "/filesystem", "/api/files/", "/review/"):
+        r = web.get(path)
+        assert r.status_code == 418 and r.get_data(as_text=True) == f"fallback {path}"
+    r = web.head("/files/" + "a" * 32 + "/extra", headers=AUTH)
+    assert r.status_code == 404 and r.headers["Tus-Resumable"] == "1.0.0"
+
+
+def test_an_authentication_refusal_is_answered_as_json(web: Client) -> None:
+    r = web.post("/files/", headers={**AUTH, "Authorization": "Bearer foreign-token"})
+    assert r.status_code == 403 and r.get_json()["error"] == "cross-origin"
+    assert r.headers["Tus-Resumable"] == "1.0.0"
+
+
+def test_a_bug_is_logged_and_answered_500_and_the_next_request_works(
+    tus_app: TusWsgiApp, web: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    handle = tus_app.handler.handle
+
+    def broken(request: object) -> object:
+        raise RuntimeError("a bug")
+
+    tus_app.handler.handle = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="app.tus"):
+        r = web.post("/files/", headers={**AUTH, "Upload-Length": "1", "Origin": ORIGIN})
+    assert r.status_code == 500 and r.get_json()["error"] == "internal-error"
+    assert r.headers["Tus-Resumable"] == "1.0.0"
+    assert r.headers["Access-Control-Allow-Origin"] == ORIGIN  # the browser can read it
+    assert "a bug" in caplog.text
+    tus_app.handler.handle = handle  # type: ignore[method-assign]
+    assert create(web, 1).startswith("http://localhost/files/")
+
+
+def test_the_location_follows_the_script_name_and_host(web: Client) -> None:
+    r = web.post(
+        "/files/",
+        headers={**AUTH, "Upload-Length": "1", "Host": "uploads.example:8443"},
+        environ_overrides={"SCRIPT_NAME": "/tuscam", "wsgi.url_scheme": "https"},
+    )
+    assert r.status_code == 201
+    assert r.headers["Location"].startswith("https://uploads.example:8443/tuscam/files/")
