@@ -105,7 +105,7 @@ class CreateMixin(ConcatMixin, ReceiveMixin):
         limit = self.config.max_unfinished_per_owner
         if limit is None or length == 0:
             return
-        if self.storage.count_unfinished(owner, self.clock()) >= limit:
+        if self.storage.count_unfinished(owner, self.clock(), limit) >= limit:
             raise errors.too_many_unfinished(limit)
 
     def _forget(self, upload_id: str) -> None:

@@ -127,6 +127,18 @@ def test_unfinished_uploads_are_counted_per_owner(store: FileStore) -> None:
     assert store.count_unfinished("o", NOW) == 0
 
 
+def test_below_the_limit_the_markers_answer_and_at_it_the_records_decide(
+    store: FileStore,
+) -> None:
+    for i in range(3):
+        store.create(record(str(i) * 32, length=1))
+    store.write_chunk("0" * 32, Source(b"x"), 0, None)  # finished: its marker is stale now
+    assert store.count_unfinished("o", NOW, limit=4) == 3  # an upper bound, below the limit
+    assert store.count_unfinished("o", NOW, limit=3) == 2  # at the limit: exact, and swept
+    assert store.count_unfinished("o", NOW, limit=3) == 2
+    assert store.count_unfinished("nobody", NOW, limit=3) == 0
+
+
 def test_concatenation_assembles_the_parts_then_publishes_the_record(store: FileStore) -> None:
     for upload_id, data in (("1" * 32, b"one"), ("2" * 32, b"two")):
         store.create(record(upload_id, length=3))
