@@ -107,9 +107,9 @@ class CameraCaptureService:
         bytes kept for reviewers. An exception means nothing was recorded and no new file is
         left behind, so the caller (the tus finish hook) may simply retry.
         """
-        existing = self._by_upload_id(upload_id)
-        if existing is not None:
-            return existing
+        # No lookup of upload_id first: the finish hook runs once per upload, so a repeat is rare
+        # (a crash between our commit and tus's finished flag). The unique constraint catches it
+        # below, after wasted work, and one query per capture is saved.
         session_assessment = self.db.connection().scalar(
             _SESSION_ASSESSMENT, {"session_id": session_id}
         )
@@ -149,7 +149,7 @@ class CameraCaptureService:
             capture.id = result.inserted_primary_key[0]
             self.db.commit()
         except IntegrityError:
-            # Another process recorded this upload between our check and our insert.
+            # This upload is recorded already: an earlier call, or another process racing us.
             self.db.rollback()
             self._remove_unreferenced(created)
             existing = self._by_upload_id(upload_id)

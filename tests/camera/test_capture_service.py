@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.camera import imaging
 from services.camera.capture_service import (
     CameraCaptureService,
-    CaptureResult,
     delete_capture_files,
 )
 from services.camera.capture_store import CaptureStore
@@ -329,29 +328,30 @@ def test_a_failure_keeps_files_that_another_capture_already_uses(
 def test_two_processes_finishing_the_same_upload_record_it_once(
     sessions: sessionmaker[Session], world: World, store: CaptureStore, upload_file, monkeypatch
 ) -> None:
-    """Process B checks for the upload before A commits, then loses the insert race."""
+    """Process A records the upload while B is deciding; B loses the insert race."""
     path = upload_file(images.jpeg())
     with sessions() as db_a, sessions() as db_b:
         service_b = CameraCaptureService(db_b, store)
+        real_classify = service_b._classify
+        lookups = []
+
+        def classify_racing(*args: object) -> None:
+            # A finishes in between B's start and B's insert.
+            winner = CameraCaptureService(db_a, store).save_capture(
+                world.open_session.id, path, upload_id="e" * 32, filename="a.jpg"
+            )
+            assert winner.status == "accepted"
+            real_classify(*args)  # type: ignore[arg-type]
+
         real_lookup = service_b._by_upload_id
-        calls = []
-
-        def lookup_racing(upload_id: str) -> CaptureResult | None:
-            calls.append(upload_id)
-            if len(calls) == 1:
-                # A finishes in between B's check and B's insert.
-                winner = CameraCaptureService(db_a, store).save_capture(
-                    world.open_session.id, path, upload_id=upload_id, filename="a.jpg"
-                )
-                assert winner.status == "accepted"
-                return None
-            return real_lookup(upload_id)
-
-        monkeypatch.setattr(service_b, "_by_upload_id", lookup_racing)
+        monkeypatch.setattr(service_b, "_classify", classify_racing)
+        monkeypatch.setattr(
+            service_b, "_by_upload_id", lambda uid: lookups.append(uid) or real_lookup(uid)
+        )
         result = service_b.save_capture(
             world.open_session.id, path, upload_id="e" * 32, filename="b.jpg"
         )
-        assert len(calls) == 2  # B hit the unique constraint and looked again
+        assert lookups == ["e" * 32]  # B hit the unique constraint and read A's result
         rows = db_b.scalars(select(Capture)).all()
         assert [(r.id, r.filename) for r in rows] == [(result.capture_id, "a.jpg")]
         assert result.status == "accepted"
