@@ -16,6 +16,8 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
+# Same access lines as gunicorn's default format, without its per-request atoms dict.
+logger_class = "app.accesslog.AccessLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 # Header limits stay at gunicorn's defaults (8190 bytes per field); tus metadata is capped below.
 wsgi_app = "app.wsgi:app"
