@@ -9,6 +9,7 @@ request body (wsgi_body.py) and the response."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
@@ -108,8 +109,14 @@ class TusWsgiApp:
         return response
 
     def _base_url(self, environ: dict[str, Any]) -> str:
-        script = quote(environ.get("SCRIPT_NAME", ""))
-        return f"{environ['wsgi.url_scheme']}://{get_host(environ)}{script}{self.prefix}/"
+        return collection_url(
+            environ["wsgi.url_scheme"],
+            environ.get("HTTP_HOST"),
+            environ.get("SERVER_NAME", ""),
+            environ.get("SERVER_PORT", ""),
+            environ.get("SCRIPT_NAME", ""),
+            self.prefix,
+        )
 
     def _send(
         self,
@@ -168,6 +175,18 @@ class TusWsgiApp:
             headers["Access-Control-Max-Age"] = "86400"
         else:
             headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+
+
+@functools.lru_cache(maxsize=64)
+def collection_url(
+    scheme: str, host: str | None, server: str, port: str, script: str, prefix: str
+) -> str:
+    """The collection's absolute URL (the base of Location), as Flask's url_for would build
+    it; the same few hosts come on every request, so it is worked out once for each."""
+    environ = {"wsgi.url_scheme": scheme, "SERVER_NAME": server, "SERVER_PORT": port}
+    if host is not None:
+        environ["HTTP_HOST"] = host
+    return f"{scheme}://{get_host(environ)}{quote(script)}{prefix}/"
 
 
 def unauthorized() -> TusError:
