@@ -26,7 +26,7 @@ def test_publish_is_exclusive_for_content_addressed_names(
     store: CaptureStore, tmp_path: Path
 ) -> None:
     name = store.original_name("ab" * 32, "jpg")
-    assert name == f"originals/ab/ab/{'ab' * 32}.jpg"
+    assert name == f"originals/ab/{'ab' * 32}.jpg"
     first = store.stage(io.BytesIO(b"one"))
     second = store.stage(io.BytesIO(b"one"))
     assert store.publish(first.path, name) is True
@@ -78,9 +78,16 @@ def test_a_staged_upload_is_published_with_only_its_folder_fsynced(
     assert seen == [upload]  # before the link: the data is on disk whatever the caller did
     name = store.original_name(staged.sha256, "bin")
     assert store.publish(staged.path, name)
-    assert seen[1:] == [store.path(name).parent]  # the link needs only its folder
+    folder = store.path(name).parent
+    assert seen[1:] == [folder.parent, folder]  # the new folder's entry, then the link's
+    twin = store.stage(io.BytesIO(b"other bytes"))
+    del seen[:]
+    assert store.publish(twin.path, f"originals/{folder.name}/other.bin")
+    assert seen == [folder]  # an existing folder: the link needs only its folder
     with store.temp_file(".jpg") as temp:
         temp.write_bytes(b"thumb")
-        store.publish(temp, store.thumbnail_name(staged.sha256), replace=True)
-    assert seen[2] == temp  # a file written by the caller is fsynced before it is published
+        thumbnail = store.thumbnail_name(staged.sha256)
+        store.publish(temp, thumbnail, replace=True)
+    # A file written by the caller is fsynced before it is published (in a new folder here).
+    assert seen[1:] == [store.root / "thumbnails", temp, store.path(thumbnail).parent]
     assert store.path(name).read_bytes() == data
