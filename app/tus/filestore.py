@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -43,7 +44,9 @@ class FileStore:
     def __init__(self, directory: Path, *, block_size: int = 1 << 20) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.owners = self.directory / ".owners"  # one empty file per unfinished upload
+        # One entry per unfinished upload: a hard link of the upload's first record (a link costs
+        # no new inode; allocating inodes was a sixth of a photo upload's CPU on ext4 here).
+        self.owners = self.directory / ".owners"
         self.block_size = block_size
 
     # --- paths: only ever built from a validated id -------------------------------------------
@@ -68,14 +71,15 @@ class FileStore:
         # The record before the marker: count_unfinished drops a marker whose record it cannot
         # read, so a marker written first vanished under concurrent creations (quota escaped).
         # Nobody knows the id before the POST answers: the record is written in place.
-        write_new(self._path(record.id, ".info"), json.dumps(record.to_json()).encode())
+        info = self._path(record.id, ".info")
+        write_new(info, json.dumps(record.to_json()).encode())
         if not record.is_complete:
             marker = self._marker(record.owner, record.id)
             try:
-                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+                _link_or_create(info, marker)
             except FileNotFoundError:  # the owner's first upload: make the folder only then
                 marker.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+                _link_or_create(info, marker)
 
     def get_info(self, upload_id: str) -> UploadRecord:
         try:
@@ -239,3 +243,13 @@ class FileStore:
             return json.loads(self._path(upload_id, ".gone").read_bytes())
         except (FileNotFoundError, ValueError, UploadNotFound):
             return None
+
+
+def _link_or_create(source: Path, path: Path) -> None:
+    """A hard link of source at path, or an empty file where the file system has no links."""
+    try:
+        os.link(source, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
+            raise
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))

@@ -43,7 +43,9 @@ class HandlerBase:
         self.storage: Storage = storage or FileStore(
             config.upload_dir, block_size=config.block_size
         )
-        self.locker: Locker = locker or FileLocker(config.upload_dir)
+        # Lock files as hard links of the data files: see locking.py.
+        link_to = self.storage.path_of if isinstance(self.storage, FileStore) else None
+        self.locker: Locker = locker or FileLocker(config.upload_dir, link_to=link_to)
         self.hooks = hooks or Hooks()
         self.clock = clock
         self._progress_at: dict[str, float] = {}

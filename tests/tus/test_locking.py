@@ -84,8 +84,26 @@ def test_only_a_waiter_that_asks_requests_release(tmp_path: Path) -> None:
         assert not held.release_requested()  # a waiter that gave up withdraws its request
 
 
-def test_discarding_a_lock_file_never_lets_two_hold_it(tmp_path: Path) -> None:
-    locker = FileLocker(tmp_path)
+def test_a_new_lock_file_is_a_link_of_the_data_file_or_else_empty(tmp_path: Path) -> None:
+    data = tmp_path / ID
+    data.write_bytes(b"abc")
+    locker = FileLocker(tmp_path, link_to=lambda i: tmp_path / i)
+    with locker.lock(ID, 1):
+        pass
+    lock_file = tmp_path / f"{ID}.lock"
+    assert lock_file.stat().st_ino == data.stat().st_ino  # no inode of its own
+    with locker.lock(ID, 1) as held:  # the existing link is what is locked next time
+        held.discard()
+    assert data.read_bytes() == b"abc" and not lock_file.exists()
+    data.unlink()
+    with locker.lock(ID, 1):  # no data file (yet): an empty lock file
+        assert lock_file.stat().st_size == 0
+
+
+@pytest.mark.parametrize("linked", [False, True], ids=["plain", "linked"])
+def test_discarding_a_lock_file_never_lets_two_hold_it(tmp_path: Path, linked: bool) -> None:
+    (tmp_path / ID).write_bytes(b"data")
+    locker = FileLocker(tmp_path, link_to=(lambda i: tmp_path / i) if linked else None)
     inside = 0
     most = 0
     guard = threading.Lock()
