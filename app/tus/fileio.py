@@ -78,7 +78,7 @@ def write_new(path: Path, data: bytes) -> None:
     """Write a file that must not exist yet (O_EXCL), not fsynced."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -90,7 +90,7 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         if durable:
             os.fsync(fd)
     finally:
@@ -100,7 +100,8 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
         fsync_dir(path.parent)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """All of data at fd's position (os.write may write less)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

@@ -164,6 +164,7 @@ class HandlerBase:
         if not record.is_complete or record.partial or record.finished:
             return record
         self.storage.finalize(record.id)  # durable before anyone is told it is complete
+        self.storage.mark_complete(record)
         headers: dict[str, str] = {}
         if self.hooks.finish is not None:
             try:

@@ -172,9 +172,14 @@ def _forget_finish(h: Hostile, upload_id: str) -> None:
         db.execute(delete(Capture).where(Capture.upload_id == upload_id))
         db.commit()
     info_path = h.uploads / f"{upload_id}.info"
-    info = json.loads(info_path.read_text())
+    info = last_record(info_path)
     info["finished"], info["finish_headers"] = False, {}
-    info_path.write_text(json.dumps(info))
+    info_path.write_text(json.dumps(info) + "\n")
+
+
+def last_record(path: Path) -> dict:
+    """The record a file store record file holds: its last line (JSON lines)."""
+    return json.loads(path.read_text().splitlines()[-1])
 
 
 def _write_complete_upload(h: Hostile, owner: int, metadata: str, data: bytes) -> str:
@@ -229,7 +234,7 @@ def test_a_restart_finishes_uploads_complete_on_disk_but_never_recorded(
         for upload_id, content in ((lost, data), (handmade, handmade_data)):
             rows = captures_of(restarted.server, upload_id)
             assert len(rows) == 1 and rows[0].status == "accepted"
-            info = json.loads((restarted.uploads / f"{upload_id}.info").read_text())
+            info = last_record(restarted.uploads / f"{upload_id}.info")
             assert info["finished"] is True
             assert info["finish_headers"]["Tuscam-Capture-Id"] == str(rows[0].id)
             assert stored(restarted, upload_id) == content

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.tus.filestore import FileStore
+from app.tus.filestore import RECORD_LOG_BYTES, FileStore
 from app.tus.storage import OffsetMismatch, UploadGone, UploadNotFound, UploadRecord
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -177,6 +177,39 @@ def test_creation_and_patches_force_nothing_to_disk_finalize_makes_it_all_durabl
     assert seen == []
     store.finalize(rec.id)
     assert seen == [tmp_path / rec.id, tmp_path / f"{rec.id}.info", tmp_path]
+
+
+def test_a_record_update_is_a_line_and_a_cut_line_leaves_the_previous_record(
+    store: FileStore,
+) -> None:
+    from dataclasses import replace
+
+    rec = record()
+    store.create(rec)
+    info = store.directory / f"{rec.id}.info"
+    inode = info.stat().st_ino
+    store.save_info(replace(rec, finished=True, finish_headers={"X": "1"}))
+    assert info.read_bytes().count(b"\n") == 2 and info.stat().st_ino == inode  # appended
+    assert store.get_info(rec.id).finish_headers == {"X": "1"}
+    whole = info.read_bytes()
+    with info.open("ab") as f:  # an append cut short (a crash, or read while it is written)
+        f.write(json.dumps(replace(rec, finished=False).to_json()).encode()[:50])
+    assert store.get_info(rec.id).finished is True
+    info.write_bytes(whole)
+    for n in range(RECORD_LOG_BYTES // len(whole) + 2):  # the log is rewritten before it is big
+        store.save_info(replace(rec, finish_headers={"N": str(n)}))
+    assert info.stat().st_size <= RECORD_LOG_BYTES
+    assert store.get_info(rec.id).finish_headers == {"N": str(n)}
+    info.write_bytes(json.dumps(rec.to_json()).encode())  # one record, no line end (older files)
+    store.save_info(replace(rec, finished=True))
+    assert store.get_info(rec.id).finished is True
+
+
+def test_a_completed_upload_stops_counting_at_once(store: FileStore) -> None:
+    store.create(record(length=1))
+    store.write_chunk("b" * 32, Source(b"x"), 0, None)
+    store.mark_complete(store.get_info("b" * 32))
+    assert store.count_unfinished("o", NOW, limit=100) == 0
 
 
 def test_a_record_cut_by_a_power_loss_reads_as_an_unknown_upload(store: FileStore) -> None:
