@@ -68,15 +68,16 @@ class Server:
         return self.files_dir / urlsplit(upload_url).path.rstrip("/").rsplit("/", 1)[-1]
 
     def cleanup(self) -> None:
-        """Remove what the last run stored (the disk is small next to the uploads)."""
+        """Remove the files the last run stored (the disk is small next to the uploads). Folders
+        stay, as on a server that has been running a while: tuscam's capture store keeps files
+        in 256 folders, and making them again for every repetition measured a fresh install's
+        first captures rather than a running server."""
         for directory in [self.files_dir, *self.extra.get("clean_dirs", [])]:  # type: ignore[misc]
             if directory is None or not Path(directory).is_dir():
                 continue
-            for entry in Path(directory).iterdir():
-                if entry.is_dir():
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
+            for root, _dirs, files in os.walk(directory):
+                for name in files:
+                    Path(root, name).unlink(missing_ok=True)
 
 
 def free_port() -> int:
