@@ -47,6 +47,7 @@ class CaptureHooks:
         self.engine: Engine = sessions.kw["bind"]
         self.store = store
         self.max_pixels = max_pixels
+        self.session_assessments: dict[int, int] = {}  # see CameraCaptureService
 
     def hooks(self) -> Hooks:
         return Hooks(pre_create=self.pre_create, finish=self.finish)
@@ -83,7 +84,9 @@ class CaptureHooks:
     def finish(self, info: UploadInfo, path: Path) -> Mapping[str, str]:
         with self.sessions() as db:
             req = parse_capture_metadata(info.metadata)
-            service = CameraCaptureService(db, self.store, max_pixels=self.max_pixels)
+            service = CameraCaptureService(
+                db, self.store, max_pixels=self.max_pixels, session_cache=self.session_assessments
+            )
             result = service.save_capture(
                 req.session_id,
                 path,
@@ -97,6 +100,7 @@ class CaptureHooks:
                 uploaded_by_id=int(info.owner),
                 expected_sha256=req.sha256,
                 upload_started_at=info.created_at,
+                source_durable=True,  # the tus store fsyncs an upload before its finish hook
             )
         headers = {
             "Tuscam-Capture-Id": str(result.capture_id),

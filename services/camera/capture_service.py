@@ -8,7 +8,7 @@ a path or stream, and plain values.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ _ACCEPTED_TWIN = (
 )
 _ACCEPTED_TWIN_BEFORE = _ACCEPTED_TWIN.where(Capture.id < bindparam("before"))
 _INSERT = insert(Capture)
+SESSION_CACHE_SIZE = 10_000
 _COLUMNS = frozenset(attr.key for attr in sa_inspect(Capture).column_attrs)
 
 
@@ -77,7 +78,12 @@ class CameraCaptureService:
         thumbnail_size: int = 400,
         clock: Callable[[], datetime] = utcnow,
         draft: bool = True,  # JPEG decoded at reduced scale for the thumbnail (bench compares)
+        session_cache: MutableMapping[int, int] | None = None,
     ):
+        # session_cache: session id -> its assessment id, kept by a long-lived caller (the tus
+        # hooks) across captures: a session never moves to another assessment, so the lookup
+        # is one query per session and process rather than one per capture.
+        self.session_cache = session_cache
         self.db = db
         self.store = store
         self.max_pixels = max_pixels
@@ -100,8 +106,10 @@ class CameraCaptureService:
         uploaded_by_id: int | None = None,
         expected_sha256: str | None = None,
         upload_started_at: datetime | None = None,
+        source_durable: bool = False,
     ) -> CaptureResult:
         """Record the capture of one finished upload; idempotent per `upload_id`.
+        `source_durable`: file_data is a path already fsynced (tus did, before its finish hook).
 
         An invalid image is not an error: it is recorded as rejected with its reason and its
         bytes kept for reviewers. An exception means nothing was recorded and no new file is
@@ -110,9 +118,7 @@ class CameraCaptureService:
         # No lookup of upload_id first: the finish hook runs once per upload, so a repeat is rare
         # (a crash between our commit and tus's finished flag). The unique constraint catches it
         # below, after wasted work, and one query per capture is saved.
-        session_assessment = self.db.connection().scalar(
-            _SESSION_ASSESSMENT, {"session_id": session_id}
-        )
+        session_assessment = self._assessment_of(session_id)
         if session_assessment is None:
             raise LookupError(f"capture session {session_id} does not exist")
         if assessment_id is not None and assessment_id != session_assessment:
@@ -123,7 +129,7 @@ class CameraCaptureService:
         extra: dict[str, Any] = {}
         if expected_sha256:
             extra["expected_sha256"] = expected_sha256.lower()
-        staged = self.store.stage(file_data, block_size=BLOCK_SIZE)
+        staged = self.store.stage(file_data, block_size=BLOCK_SIZE, durable=source_durable)
         created: list[str] = []
         try:
             capture = NewCapture(
@@ -288,6 +294,17 @@ class CameraCaptureService:
         capture.thumbnail_path = None
 
     # -- queries ---------------------------------------------------------------------------
+    def _assessment_of(self, session_id: int) -> int | None:
+        cache = self.session_cache
+        if cache is not None and session_id in cache:
+            return cache[session_id]
+        found = self.db.connection().scalar(_SESSION_ASSESSMENT, {"session_id": session_id})
+        if found is not None and cache is not None:
+            if len(cache) >= SESSION_CACHE_SIZE:
+                cache.clear()  # only existing sessions get here: a full cache is rare
+            cache[session_id] = found
+        return found
+
     def _by_upload_id(self, upload_id: str) -> CaptureResult | None:
         """The result already recorded for this upload: three columns, no ORM object."""
         row = self.db.connection().execute(_BY_UPLOAD_ID, {"upload_id": upload_id}).first()

@@ -69,20 +69,24 @@ class CaptureStore:
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp / f"{secrets.token_hex(12)}{suffix}.tmp"
 
-    def stage(self, source: Path | BinaryIO, *, block_size: int = BLOCK_SIZE) -> StagedFile:
+    def stage(
+        self, source: Path | BinaryIO, *, block_size: int = BLOCK_SIZE, durable: bool = False
+    ) -> StagedFile:
         """Bring the upload into the store under a temporary name, hashing it in one pass.
 
-        A path on the same filesystem is fsynced (nearly free: tus fsynced it before the finish
-        hook), hard-linked (no copy) and then read once for the digest; otherwise the bytes are
-        copied, hashed and fsynced in the same pass. Memory stays at one block whatever the
-        file size. Either way the staged file is on disk: publish() only fsyncs the folder.
+        A path on the same filesystem is fsynced (unless the caller says it is `durable`:
+        tus fsyncs an upload before its finish hook), hard-linked (no copy) and then read once
+        for the digest; otherwise the bytes are copied, hashed and fsynced in the same pass.
+        Memory stays at one block whatever the file size. Either way the staged file is on
+        disk: publish() only fsyncs the folder.
         """
         temp = self.temp_path()
         try:
             if isinstance(source, (str, os.PathLike)):
                 # Before the link, not after: a link changes the inode, and its fsync would
                 # then wait for a journal commit; publish()'s folder fsync commits the link.
-                _fsync_file(Path(source))
+                if not durable:
+                    _fsync_file(Path(source))
                 try:
                     os.link(source, temp)
                 except OSError as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.camera import imaging
@@ -149,6 +149,33 @@ def test_the_finish_hook_called_twice_records_one_capture(
     assert again == first
     assert _count(db) == 1
     assert stored_files(store.root) == files
+
+
+def test_with_a_session_cache_each_session_is_looked_up_once(
+    db: Session, store: CaptureStore, world: World, upload_file
+) -> None:
+    cache: dict[int, int] = {}
+    service = CameraCaptureService(db, store, session_cache=cache)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for n, color in enumerate([(200, 0, 0), (0, 200, 0)]):
+            result = service.save_capture(
+                world.open_session.id,
+                upload_file(images.jpeg(color=color)),
+                upload_id=f"{n}" * 32,
+                filename="x.jpg",
+            )
+            assert result.status == "accepted"
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert cache == {world.open_session.id: world.open_session.assessment_id}
+    assert sum("FROM capture_sessions" in s for s in statements) == 1
 
 
 def test_a_rejected_upload_is_idempotent_too(save: SaveFn, db: Session) -> None:

@@ -76,6 +76,9 @@ def test_a_staged_upload_is_published_with_only_its_folder_fsynced(
     assert staged.linked and staged.size == len(data)
     assert staged.sha256 == hashlib.sha256(data).hexdigest()
     assert seen == [upload]  # before the link: the data is on disk whatever the caller did
+    durable = store.stage(upload, durable=True)  # the caller fsynced it already
+    assert durable.linked and seen == [upload]
+    store.discard(durable.path)
     name = store.original_name(staged.sha256, "bin")
     assert store.publish(staged.path, name)
     folder = store.path(name).parent
