@@ -4,7 +4,9 @@ after termination or expiry."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -62,17 +64,24 @@ class FileStore:
         # no new inode; allocating inodes was a sixth of a photo upload's CPU on ext4 here).
         self.owners = self.directory / ".owners"
         self.block_size = block_size
+        self._dir = f"{self.directory}{os.sep}"
+        self._owners = f"{self.owners}{os.sep}"
 
     # --- paths: only ever built from a validated id -------------------------------------------
 
-    def _path(self, upload_id: str, suffix: str = "") -> Path:
+    def _file(self, upload_id: str, suffix: str = "") -> str:
+        """The path of an upload's file as a string (the per-request paths use these: building
+        pathlib objects showed in profiles of photo uploads)."""
         if not is_upload_id(upload_id):
             raise UploadNotFound(upload_id)
-        return self.directory / (upload_id + suffix)
+        return f"{self._dir}{upload_id}{suffix}"
 
-    def _marker(self, owner: str, upload_id: str = "") -> Path:
-        key = hashlib.sha256(owner.encode()).hexdigest()[:32]
-        return self.owners / key / upload_id if upload_id else self.owners / key
+    def _path(self, upload_id: str, suffix: str = "") -> Path:
+        return Path(self._file(upload_id, suffix))
+
+    def _marker(self, owner: str, upload_id: str = "") -> str:
+        folder = f"{self._owners}{_owner_key(owner)}"
+        return f"{folder}{os.sep}{upload_id}" if upload_id else folder
 
     def path_of(self, upload_id: str) -> Path:
         return self._path(upload_id)
@@ -80,25 +89,25 @@ class FileStore:
     # --- records ------------------------------------------------------------------------------
 
     def create(self, record: UploadRecord) -> None:
-        fd = os.open(self._path(record.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(self._file(record.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         # The record before the marker: count_unfinished drops a marker whose record it cannot
         # read, so a marker written first vanished under concurrent creations (quota escaped).
         # Nobody knows the id before the POST answers: the record is written in place.
-        info = self._path(record.id, ".info")
+        info = self._file(record.id, ".info")
         write_new(info, _record_line(record))
         if not record.is_complete:
             marker = self._marker(record.owner, record.id)
             try:
                 _link_or_create(info, marker)
             except FileNotFoundError:  # the owner's first upload: make the folder only then
-                marker.parent.mkdir(parents=True, exist_ok=True)
+                os.makedirs(os.path.dirname(marker), exist_ok=True)
                 _link_or_create(info, marker)
 
     def get_info(self, upload_id: str) -> UploadRecord:
         try:
-            data = _last_record(self._path(upload_id, ".info").read_bytes())
-            size = os.stat(self._path(upload_id)).st_size
+            data = _last_record(_read(self._file(upload_id, ".info")))
+            size = os.stat(self._file(upload_id)).st_size
         except FileNotFoundError:
             tomb = self._read_tombstone(upload_id)
             if tomb is not None:
@@ -118,11 +127,11 @@ class FileStore:
     def save_info(self, record: UploadRecord) -> None:
         """Append the record as a line (see the class docstring; not fsynced: fsync policy)."""
         line = _record_line(record)
-        path = self._path(record.id, ".info")
+        path = self._file(record.id, ".info")
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:  # a final upload's first record: published whole
-            write_atomic(path, line, durable=False)
+            write_atomic(Path(path), line, durable=False)
             return
         try:
             size = os.fstat(fd).st_size
@@ -133,7 +142,7 @@ class FileStore:
                 return
         finally:
             os.close(fd)
-        write_atomic(path, line, durable=False)  # the log has grown: start it again
+        write_atomic(Path(path), line, durable=False)  # the log has grown: start it again
 
     def list_ids(self) -> list[str]:
         names = (p.name[: -len(".info")] for p in self.directory.glob("*.info"))
@@ -158,14 +167,14 @@ class FileStore:
             except (UploadNotFound, UploadGone):
                 record = None
             if record is None or record.is_complete:
-                (folder / name).unlink(missing_ok=True)  # stale: the upload completed or left
+                _unlink(f"{folder}{os.sep}{name}")  # stale: the upload completed or left
             elif record.expires_at is None or record.expires_at > now:
                 count += 1
         return count
 
     def mark_complete(self, record: UploadRecord) -> None:
         """The upload stops counting against its owner's quota now, not at the next sweep."""
-        self._marker(record.owner, record.id).unlink(missing_ok=True)
+        _unlink(self._marker(record.owner, record.id))
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -178,7 +187,7 @@ class FileStore:
         *,
         check: Callable[[], None] | None = None,
     ) -> int:
-        path = self._path(upload_id)
+        path = self._file(upload_id)
         # Not O_APPEND: sendfile() refuses such a target; the upload lock makes us the only writer.
         fd = os.open(path, os.O_WRONLY)
         try:
@@ -195,7 +204,7 @@ class FileStore:
         self, upload_id: str, source: ChunkSource, fd: int, limit: int | None, check: Callable
     ) -> int:
         # checksum extension: the chunk is kept only if it verifies, so it is staged first.
-        stage = self._path(upload_id, ".chunk")
+        stage = self._file(upload_id, ".chunk")
         stage_fd = os.open(stage, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             size = copy_from(source, stage_fd, limit, self.block_size)
@@ -204,12 +213,12 @@ class FileStore:
             return size
         finally:
             os.close(stage_fd)
-            stage.unlink(missing_ok=True)
+            _unlink(stage)
 
     def finalize(self, upload_id: str) -> None:
         """Make the upload durable: data, record, and their names in the folder."""
-        fsync_path(self._path(upload_id))
-        fsync_path(self._path(upload_id, ".info"))
+        fsync_path(self._file(upload_id))
+        fsync_path(self._file(upload_id, ".info"))
         fsync_dir(self.directory)
 
     # --- termination and concatenation --------------------------------------------------------
@@ -225,7 +234,7 @@ class FileStore:
         for suffix in (".info", "", ".chunk"):
             self._path(upload_id, suffix).unlink(missing_ok=True)
         if owner:
-            self._marker(owner, upload_id).unlink(missing_ok=True)
+            _unlink(self._marker(owner, upload_id))
 
     def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
         """Assemble the final's data under a temp name, then publish data and record: a crash
@@ -279,7 +288,22 @@ class FileStore:
             return None
 
 
-def _link_or_create(source: Path, path: Path) -> None:
+@functools.lru_cache(maxsize=1024)
+def _owner_key(owner: str) -> str:
+    return hashlib.sha256(owner.encode()).hexdigest()[:32]
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _link_or_create(source: str, path: str) -> None:
     """A hard link of source at path, or an empty file where the file system has no links."""
     try:
         os.link(source, path)

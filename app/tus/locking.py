@@ -19,6 +19,7 @@ inodes was a sixth of a photo upload's CPU); where that file does not exist, an 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -51,19 +52,19 @@ class Locker(Protocol):
 
 
 class FileLock:
-    """A held lock on one upload."""
+    """A held lock on one upload (paths as strings: this runs on every request)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.release_path = path.with_suffix(".release")
+        self.release_path = path.removesuffix(".lock") + ".release"
 
     def release_requested(self) -> bool:
-        return self.release_path.exists()
+        return os.path.exists(self.release_path)
 
     def discard(self) -> None:
         # Safe while held: acquirers re-check the inode after locking (see _acquire).
-        self.path.unlink(missing_ok=True)
-        self.release_path.unlink(missing_ok=True)
+        _unlink(self.path)
+        _unlink(self.release_path)
 
 
 class FileLocker:
@@ -87,7 +88,7 @@ class FileLocker:
     ) -> Iterator[FileLock]:
         if not is_upload_id(upload_id):
             raise ValueError(f"not an upload id: {upload_id!r}")
-        held = FileLock(self.directory / f"{upload_id}.lock")
+        held = FileLock(f"{self.directory}{os.sep}{upload_id}.lock")
         fd = self._acquire(held, upload_id, timeout, request_release)
         try:
             yield held
@@ -113,10 +114,10 @@ class FileLocker:
                         now = time.monotonic()
                         if now >= deadline:
                             if touched_at:  # withdraw our request: nobody is waiting now
-                                held.release_path.unlink(missing_ok=True)
+                                _unlink(held.release_path)
                             raise LockTimeout(upload_id, now - start) from None
                         if request_release and now - touched_at >= RELEASE_TOUCH_INTERVAL:
-                            held.release_path.touch()
+                            _touch(held.release_path)
                             touched_at = now
                         time.sleep(min(delay, max(deadline - now, 0.001)))
                         delay = min(delay * 1.5, self.max_poll)
@@ -125,13 +126,13 @@ class FileLocker:
                 raise
             if _same_file(fd, held.path):
                 # A request for release that was meant for the previous holder is answered.
-                held.release_path.unlink(missing_ok=True)
+                _unlink(held.release_path)
                 return fd
             # The file was discarded while we waited: lock the one now at the path instead.
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _open(self, path: Path, upload_id: str) -> int:
+    def _open(self, path: str, upload_id: str) -> int:
         """The lock file at path, made first if missing (see the module's docstring)."""
         try:
             return os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -147,7 +148,17 @@ class FileLocker:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _touch(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    os.utime(path)  # an existing request is renewed
+
+
+def _same_file(fd: int, path: str) -> bool:
     try:
         return os.fstat(fd).st_ino == os.stat(path).st_ino
     except FileNotFoundError:
