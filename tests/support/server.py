@@ -84,6 +84,13 @@ class LiveServer:
                 pids.append(int(entry.name))
         return sorted(pids)
 
+    def workers_ready(self, workers: int) -> bool:
+        """At least `workers` workers run and each has loaded the app and is accepting
+        (gunicorn.conf.py's post_worker_init logs it): a forked worker may still be booting."""
+        pids = self.worker_pids()
+        log = self.log()
+        return len(pids) >= workers and all(f"tuscam worker {pid} ready" in log for pid in pids)
+
     def create_user(
         self, username: str, role: str = "operator", password: str | None = None
     ) -> str:
@@ -158,7 +165,7 @@ def start_live_server(
         "TUSCAM_DATA_DIR": str(data_dir),
         "TUSCAM_SECRET_KEY": secrets.token_hex(16),
         "ACCESS_LOG": str(tmp_dir / "access.log"),
-        "LOG_LEVEL": "warning",
+        "LOG_LEVEL": "info",  # workers_ready() reads the "tuscam worker <pid> ready" lines
         **(env or {}),
     }
     log_path = tmp_dir / "gunicorn.log"
@@ -192,9 +199,8 @@ def _wait_ready(server: LiveServer, workers: int, timeout: float = 60) -> None:
         if server.proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited early:\n{server.log()}")
         try:
-            if (
-                requests.get(server.url + "/healthz", timeout=2).ok
-                and len(server.worker_pids()) >= workers
+            if requests.get(server.url + "/healthz", timeout=2).ok and server.workers_ready(
+                workers
             ):
                 return
         except requests.RequestException:
