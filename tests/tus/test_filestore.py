@@ -1,5 +1,6 @@
-"""FileStore: ids validated before any path, records replaced atomically, the offset is the
-data file's size and never more than the length, housekeeping of stray files."""
+"""FileStore: ids validated before any path, record updates as appended lines that a cut never
+corrupts (hypothesis), the offset is the data file's size and never more than the length, quota
+markers, housekeeping of stray files."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import io
 import json
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.tus.filestore import RECORD_LOG_BYTES, FileStore
 from app.tus.storage import OffsetMismatch, UploadGone, UploadNotFound, UploadRecord
@@ -182,8 +186,6 @@ def test_creation_and_patches_force_nothing_to_disk_finalize_makes_it_all_durabl
 def test_a_record_update_is_a_line_and_a_cut_line_leaves_the_previous_record(
     store: FileStore,
 ) -> None:
-    from dataclasses import replace
-
     rec = record()
     store.create(rec)
     info = store.directory / f"{rec.id}.info"
@@ -231,3 +233,41 @@ def test_an_owner_folder_removed_meanwhile_is_made_again(store: FileStore) -> No
         folder.rmdir()
     store.create(record("d" * 32, owner="alice"))
     assert store.count_unfinished("alice", NOW) == 1
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    headers=st.lists(
+        st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_size=12), max_size=3),
+        min_size=1,
+        max_size=6,
+    ),
+    cut=st.integers(min_value=0),
+)
+def test_a_record_file_cut_anywhere_reads_as_the_last_whole_update(
+    tmp_path: Path, headers: list[dict[str, str]], cut: int
+) -> None:
+    """Whatever the updates and wherever a crash cuts the file, the record read is the last
+    update whose line is whole (the creation's, at least, once its own line is whole)."""
+    store = FileStore(tmp_path / f"s{len(list(tmp_path.iterdir()))}")
+    rec = record()
+    store.create(rec)
+    info = store.directory / f"{rec.id}.info"
+    versions = [rec]
+    for h in headers:
+        versions.append(replace(rec, finish_headers=h))
+        store.save_info(versions[-1])
+    raw = info.read_bytes()
+    lines = raw.split(b"\n")[:-1]  # one line per version, each ended by a newline
+    assert len(lines) == len(versions)
+    cut %= len(raw) + 1
+    info.write_bytes(raw[:cut])
+    kept = raw[:cut].split(b"\n")
+    whole = [i for i, line in enumerate(kept) if i < len(lines) and line == lines[i]]
+    if not whole:
+        with pytest.raises(UploadNotFound):
+            store.get_info(rec.id)
+        return
+    assert store.get_info(rec.id).finish_headers == versions[whole[-1]].finish_headers
