@@ -3,6 +3,7 @@ the disk writeback of large bodies as they arrive) and atomic replacement of sma
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import secrets
@@ -105,6 +106,12 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def remove(path: str) -> None:
+    """Unlink path; already gone is fine (unlink(missing_ok=True) without a pathlib object)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def fsync_path(path: str | Path) -> None:

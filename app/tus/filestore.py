@@ -4,7 +4,6 @@ after termination or expiry."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import hashlib
@@ -20,6 +19,7 @@ from app.tus.fileio import (
     copy_from,
     fsync_dir,
     fsync_path,
+    remove,
     send_all,
     write_all,
     write_atomic,
@@ -167,14 +167,14 @@ class FileStore:
             except (UploadNotFound, UploadGone):
                 record = None
             if record is None or record.is_complete:
-                _unlink(f"{folder}{os.sep}{name}")  # stale: the upload completed or left
+                remove(f"{folder}{os.sep}{name}")  # stale: the upload completed or left
             elif record.expires_at is None or record.expires_at > now:
                 count += 1
         return count
 
     def mark_complete(self, record: UploadRecord) -> None:
         """The upload stops counting against its owner's quota now, not at the next sweep."""
-        _unlink(self._marker(record.owner, record.id))
+        remove(self._marker(record.owner, record.id))
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class FileStore:
             return size
         finally:
             os.close(stage_fd)
-            _unlink(stage)
+            remove(stage)
 
     def finalize(self, upload_id: str) -> None:
         """Make the upload durable: data, record, and their names in the folder."""
@@ -234,7 +234,7 @@ class FileStore:
         for suffix in (".info", "", ".chunk"):
             self._path(upload_id, suffix).unlink(missing_ok=True)
         if owner:
-            _unlink(self._marker(owner, upload_id))
+            remove(self._marker(owner, upload_id))
 
     def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
         """Assemble the final's data under a temp name, then publish data and record: a crash
@@ -296,11 +296,6 @@ def _owner_key(owner: str) -> str:
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 def _link_or_create(source: str, path: str) -> None:

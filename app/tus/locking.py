@@ -19,7 +19,6 @@ inodes was a sixth of a photo upload's CPU); where that file does not exist, an 
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import time
@@ -28,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from app.tus.fileio import remove
 from app.tus.protocol import is_upload_id
 
 RELEASE_TOUCH_INTERVAL = 0.2  # re-touch the release request while waiting (a holder clears it)
@@ -63,8 +63,8 @@ class FileLock:
 
     def discard(self) -> None:
         # Safe while held: acquirers re-check the inode after locking (see _acquire).
-        _unlink(self.path)
-        _unlink(self.release_path)
+        remove(self.path)
+        remove(self.release_path)
 
 
 class FileLocker:
@@ -114,7 +114,7 @@ class FileLocker:
                         now = time.monotonic()
                         if now >= deadline:
                             if touched_at:  # withdraw our request: nobody is waiting now
-                                _unlink(held.release_path)
+                                remove(held.release_path)
                             raise LockTimeout(upload_id, now - start) from None
                         if request_release and now - touched_at >= RELEASE_TOUCH_INTERVAL:
                             _touch(held.release_path)
@@ -126,7 +126,7 @@ class FileLocker:
                 raise
             if _same_file(fd, held.path):
                 # A request for release that was meant for the previous holder is answered.
-                _unlink(held.release_path)
+                remove(held.release_path)
                 return fd
             # The file was discarded while we waited: lock the one now at the path instead.
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -146,11 +146,6 @@ class FileLocker:
             except OSError:
                 pass  # no data file (yet), or no hard links here: an empty file will do
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-
-def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 def _touch(path: str) -> None:

@@ -23,7 +23,7 @@ from app.tus import errors
 from app.tus.errors import TUS_RESUMABLE, TusError, error_response
 from app.tus.handler import TusHandler
 from app.tus.messages import Headers, TusRequest, TusResponse
-from app.tus.wsgi_body import request_body, socket_timeout
+from app.tus.wsgi_body import WsgiBody, request_body, socket_timeout
 
 log = logging.getLogger("app.tus")
 
@@ -88,25 +88,28 @@ class TusWsgiApp:
             return error_response(exc, method)
         with socket_timeout(environ, body_timeout):
             try:
-                who = self.authenticate(environ)
-            except TusError as exc:
+                response = self._answer(environ, method, rest, headers, body)
+            except TusError as exc:  # refused by authentication (the handler answers its own)
                 response = error_response(exc, method)
-            else:
-                if who is None:
-                    response = error_response(unauthorized(), method)
-                else:
-                    request = TusRequest(
-                        method=method,
-                        upload_id=rest or None,
-                        headers=headers,
-                        body=body,  # type: ignore[arg-type]  # read() is all the core uses
-                        owner=who[0],
-                        is_admin=who[1],
-                        base_url=self._base_url(environ),
-                    )
-                    response = self.handler.handle(request)
             body.drain()
         return response
+
+    def _answer(
+        self, environ: dict[str, Any], method: str, rest: str, headers: Headers, body: WsgiBody
+    ) -> TusResponse:
+        who = self.authenticate(environ)
+        if who is None:
+            raise unauthorized()
+        request = TusRequest(
+            method=method,
+            upload_id=rest or None,
+            headers=headers,
+            body=body,  # type: ignore[arg-type]  # read() is all the core uses
+            owner=who[0],
+            is_admin=who[1],
+            base_url=self._base_url(environ),
+        )
+        return self.handler.handle(request)
 
     def _base_url(self, environ: dict[str, Any]) -> str:
         return collection_url(
