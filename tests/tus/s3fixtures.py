@@ -44,7 +44,5 @@ def make_s3_store(
 
 
 @pytest.fixture
-def s3_store(
-    seaweedfs: SeaweedFS, s3_bucket: str, tus_database: Engine, tmp_path: Path
-) -> S3Store:
+def s3_store(seaweedfs: SeaweedFS, s3_bucket: str, tus_database: Engine, tmp_path: Path) -> S3Store:
     return make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
