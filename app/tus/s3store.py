@@ -560,8 +560,7 @@ class _PartWriter:
     def _store_part(self) -> None:
         """Upload the buffer as the next part (recorded at once with record_each)."""
         assert self.buffer is not None
-        if self.filled != self.capacity:
-            del self.buffer[self.filled :]  # in place: botocore sends a bytearray as it is
+        self.buffer = _trimmed(self.buffer, self.filled)
         number = (self.parts[-1].number if self.parts else 0) + len(self.pending) + 1
         if number > MAX_PARTS:
             raise StorageUnavailable(f"upload {self.upload_id} would need over 10,000 parts")
@@ -616,8 +615,7 @@ class _PartWriter:
 
     def _take(self) -> bytearray:
         assert self.buffer is not None
-        data = self.buffer
-        del data[self.filled :]
+        data = _trimmed(self.buffer, self.filled)
         self.buffer = None
         self.filled = 0
         return data
@@ -722,6 +720,18 @@ class _BodySource:
         if not data:
             self.body.close()
         return len(data)
+
+
+def _trimmed(buffer: bytearray, size: int) -> bytearray:
+    """The first `size` bytes, in place when possible (botocore sends a bytearray as it is);
+    a copy when a view of the buffer is still alive (a body that raised mid-read)."""
+    if len(buffer) == size:
+        return buffer
+    try:
+        del buffer[size:]
+    except BufferError:
+        return buffer[:size]
+    return buffer
 
 
 def _live(row: Row | None, upload_id: str) -> Row:

@@ -129,3 +129,6 @@ def handler(config: TusConfig, hooks: Hooks, clock: Clock) -> TusHandler:
 @pytest.fixture
 def client(handler: TusHandler) -> Client:
     return Client(handler)
+
+
+from tests.tus.s3fixtures import s3_store, tus_database, tus_template  # noqa: E402, F401
