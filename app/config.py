@@ -19,6 +19,9 @@ _INT_KEYS = {
     "TUS_LOCK_TIMEOUT": 10,
     "TUS_BODY_IDLE_TIMEOUT": 30,
     "TUS_MAX_UNFINISHED_PER_USER": 200,
+    "TUS_MAX_BYTES_PER_USER": 10 * 1024**3,
+    "TUS_MAX_CONCAT_PARTS": 100,
+    "TUS_RETAIN_SECONDS": 3600,
     "MAX_IMAGE_PIXELS": 50_000_000,
     "TOKEN_CACHE_SECONDS": 5,
 }
@@ -26,7 +29,12 @@ _STR_KEYS = ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS", "STORAGE_
 _STR_KEYS += ("S3_ENDPOINT_URL", "S3_REGION")
 # Storage (app/storage_setup.py): "" = the data folder; s3://BUCKET/PREFIX for several nodes.
 _STR_DEFAULTS = {"STORAGE_URL": "", "S3_ENDPOINT_URL": "", "S3_REGION": "us-east-1"}
-_BOOL_KEYS = {"PROXY_FIX": False, "TUS_FSYNC_EACH_PATCH": False, "SECURE_COOKIES": False}
+_BOOL_KEYS = {
+    "PROXY_FIX": False,
+    "TUS_FSYNC_EACH_PATCH": False,
+    "SECURE_COOKIES": False,
+    "TUS_DIRECT_SOCKET": True,
+}
 
 
 def _parse_bool(value: str) -> bool:
