@@ -7,6 +7,7 @@ Every misconfiguration is found at start and named in a message an operator can 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,48 @@ def staging_dir(data_dir: str) -> Path:
     path = base / "staging"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@dataclass(frozen=True)
+class StorageParts:
+    """What one app instance stores into: the tus store and the capture store."""
+
+    spec: StorageSpec
+    tus_store: Any  # app.tus.storage.Storage
+    capture_store: Any  # services.camera.capture_store.CaptureStore
+
+
+def build_storage(config: Mapping[str, Any]) -> StorageParts:
+    """The stores for this configuration; for S3 every check is made here, at start."""
+    from app.tus.filestore import FileStore
+    from services.camera.capture_store import CaptureStore
+
+    data_dir = str(config["DATA_DIR"])
+    spec = parse_storage_url(str(config.get("STORAGE_URL") or ""), data_dir)
+    if spec.kind == "file":
+        assert spec.directory is not None
+        return StorageParts(
+            spec, FileStore(spec.directory / "uploads"), CaptureStore(spec.directory / "captures")
+        )
+    from sqlalchemy import create_engine
+
+    from app.tus.s3store import S3Store
+    from services.camera.s3_capture_store import S3CaptureStore
+
+    require_postgres(str(config["DATABASE_URL"]))
+    endpoint = str(config.get("S3_ENDPOINT_URL") or "") or None
+    client = s3_client(endpoint, str(config.get("S3_REGION") or "us-east-1"))
+    check_bucket(client, spec.bucket, endpoint)
+    staging = staging_dir(data_dir)
+    engine = create_engine(str(config["DATABASE_URL"]), pool_pre_ping=True, pool_size=10)
+    tus_store = S3Store(
+        client,
+        spec.bucket,
+        f"{spec.prefix}/uploads" if spec.prefix else "uploads",
+        engine,
+        max_size=int(config.get("MAX_UPLOAD_BYTES") or 2 * 1024**3),
+        temp_dir=staging / "tmp",
+    )
+    (staging / "tmp").mkdir(exist_ok=True)
+    captures = S3CaptureStore(staging, client, spec.bucket, spec.prefix)
+    return StorageParts(spec, tus_store, captures)

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth import current_principal, principal_from_bearer
 from app.db import session_factory
+from app.storage_setup import StorageParts, build_storage
 from app.tus.config import TusConfig
 from app.tus.errors import TusError
 from app.tus.filelocker import FileLocker
-from app.tus.filestore import FileStore
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
 from app.tus.maintenance import reconcile
@@ -167,16 +167,24 @@ def tus_config(app: Flask) -> TusConfig:
 
 def make_handler(app: Flask) -> TusHandler:
     """Compose the tus server: the store and locker for this deployment, the capture hooks."""
+    store = storage(app).tus_store  # a folder, or S3 (TUSCAM_STORAGE_URL)
     uploads = Path(app.config["DATA_DIR"]) / "uploads"
-    store = FileStore(uploads)
     # Lock files are hard links of the data files where they exist (filelocker.py says why).
-    locker = FileLocker(uploads, link_to=store.path_of)
+    locker = FileLocker(uploads, link_to=getattr(store, "path_of", None))
     hooks = CaptureHooks(session_factory(app), capture_store(app), app.config["MAX_IMAGE_PIXELS"])
     return TusHandler(store, locker, hooks.hooks(), tus_config(app))
 
 
+def storage(app: Flask) -> StorageParts:
+    """The app's stores, built (and, for S3, checked) once."""
+    parts = app.extensions.get("tuscam.storage")
+    if parts is None:
+        parts = app.extensions["tuscam.storage"] = build_storage(app.config)
+    return parts
+
+
 def capture_store(app: Flask) -> CaptureStore:
-    return CaptureStore(Path(app.config["DATA_DIR"]) / "captures")
+    return storage(app).capture_store
 
 
 def init_app(app: Flask) -> None:

@@ -30,6 +30,7 @@ from app.tus.s3schema import tus_upload_parts, tus_uploads
 from app.tus.storage import (
     ChunkSource,
     OffsetMismatch,
+    OwnerUsage,
     StorageUnavailable,
     UploadGone,
     UploadNotFound,
@@ -151,23 +152,23 @@ class S3Store:
             )
             return list(ids)
 
-    def owner_usage(self, owner: str, now: datetime) -> tuple[int, int]:
-        """(unfinished uploads, their declared or stored bytes) of an owner, unexpired."""
-        size = func.coalesce(tus_uploads.c.length, tus_uploads.c.upload_offset)
+    def owner_usage(self, owner: str, now: datetime) -> OwnerUsage:
+        """Unfinished: not complete and not expired; bytes: the length (or, deferred, the
+        offset) of every upload the owner holds. One query."""
+        held = func.coalesce(tus_uploads.c.length, tus_uploads.c.upload_offset)
         unfinished = and_(
-            tus_uploads.c.owner == owner,
-            tus_uploads.c.gone_reason.is_(None),
             or_(
                 tus_uploads.c.length.is_(None),
                 tus_uploads.c.upload_offset < tus_uploads.c.length,
             ),
             or_(tus_uploads.c.expires_at.is_(None), tus_uploads.c.expires_at > now),
         )
+        query = select(func.count().filter(unfinished), func.coalesce(func.sum(held), 0)).where(
+            tus_uploads.c.owner == owner, tus_uploads.c.gone_reason.is_(None)
+        )
         with self.engine.connect() as conn:
-            count, total = conn.execute(
-                select(func.count(), func.coalesce(func.sum(size), 0)).where(unfinished)
-            ).one()
-        return int(count), int(total)
+            count, total = conn.execute(query).one()
+        return OwnerUsage(unfinished=int(count), bytes=int(total))
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -221,10 +222,8 @@ class S3Store:
                 upload_id,
             )
             parts = _parts(conn, upload_id)
-        if row.stored:
-            return
-        if row.length is None or row.upload_offset != row.length:
-            raise ValueError(f"upload {upload_id} is not complete: nothing to make durable")
+        if row.stored or row.length is None or row.upload_offset != row.length:
+            return  # S3 already holds every recorded byte of an unfinished upload durably
         key = self.key(upload_id)
         with self._s3("storing the completed upload"):
             if row.multipart_id is None:
@@ -375,7 +374,6 @@ class S3Store:
         except BaseException:
             writer.discard()
             raise
-        record.offset = writer.total
         with self.engine.begin() as conn:
             conn.execute(
                 insert(tus_uploads).values(
@@ -738,7 +736,10 @@ def _live(row: Row | None, upload_id: str) -> Row:
     if row is None:
         raise UploadNotFound(upload_id)
     if row.gone_reason is not None:
-        raise UploadGone(upload_id, row.gone_reason, row.owner)
+        # A retired upload (finished, data removed after the grace period) keeps its record:
+        # HEAD still tells a client that it is complete.
+        record = _to_record(row) if row.gone_reason == "retired" else None
+        raise UploadGone(upload_id, row.gone_reason, row.owner, record)
     return row
 
 

@@ -8,6 +8,7 @@ import hashlib
 import io
 import secrets
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from app.tus.s3schema import tus_upload_parts, tus_uploads
 from app.tus.s3store import MAX_PARTS, MIN_PART_SIZE, S3Store, UploadIncomplete, part_size_for
 from app.tus.storage import (
     OffsetMismatch,
+    OwnerUsage,
     StorageUnavailable,
     UploadGone,
     UploadNotFound,
@@ -159,9 +161,7 @@ def test_any_chunking_stores_the_bytes_exactly(
         offset += s3_store.write_chunk(upload_id, chunk, offset, limit)
         assert s3_store.get_info(upload_id).offset == offset
     if deferred:
-        record = s3_store.get_info(upload_id)
-        record.length = len(data)
-        s3_store.save_info(record)
+        s3_store.save_info(replace(s3_store.get_info(upload_id), length=len(data)))
     assert all(
         MIN_PART_SIZE <= size <= 2 * s3_store.part_size
         for _, size in parts_of(tus_database, upload_id)[:-1]
@@ -258,7 +258,7 @@ def test_concatenation_streams_the_parts_in_order(s3_store: S3Store) -> None:
     assert b"".join(s3_store.read_data(final.id)) == b"".join(pieces[ids.index(i)] for i in order)
 
 
-def test_owner_usage_counts_unfinished_unexpired_uploads(s3_store: S3Store) -> None:
+def test_owner_usage_counts_unfinished_uploads_and_the_bytes_of_all(s3_store: S3Store) -> None:
     owner = "u-" + secrets.token_hex(4)
     done = new_upload(s3_store, 2, owner)
     s3_store.write_chunk(done, Source(b"ab"), 0, 2)
@@ -269,9 +269,13 @@ def test_owner_usage_counts_unfinished_unexpired_uploads(s3_store: S3Store) -> N
         id=secrets.token_hex(16), owner=owner, length=5, created_at=NOW, expires_at=NOW
     )
     s3_store.create(expired)
-    assert s3_store.owner_usage(owner, NOW) == (2, 13)
+    assert s3_store.owner_usage(owner, NOW) == OwnerUsage(unfinished=2, bytes=2 + 10 + 3 + 5)
     s3_store.terminate(deferred, "terminated", NOW)
-    assert s3_store.owner_usage(owner, NOW) == (1, 10)
+    assert s3_store.owner_usage(owner, NOW) == OwnerUsage(unfinished=1, bytes=17)
+    s3_store.terminate(done, "retired", NOW)
+    with pytest.raises(UploadGone) as gone:
+        s3_store.get_info(done)
+    assert gone.value.record is not None and gone.value.record.offset == 2  # HEAD still says so
 
 
 def test_an_unfinished_upload_in_parts_cannot_be_read_until_complete(s3_store: S3Store) -> None:
