@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from app.tus.s3parts import MAX_PARTS, MIN_PART_SIZE, part_size_for
 from app.tus.s3schema import tus_upload_parts, tus_uploads
-from app.tus.s3store import MAX_PARTS, MIN_PART_SIZE, S3Store, UploadIncomplete, part_size_for
+from app.tus.s3store import S3Store, UploadIncomplete
 from app.tus.storage import (
     OffsetMismatch,
     OwnerUsage,
