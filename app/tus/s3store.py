@@ -92,6 +92,8 @@ class S3Store:
         self.part_size = part_size_for(max_size)
         self.temp_dir = temp_dir
         self.clock = clock or (lambda: datetime.now(UTC))
+        # local_file() path -> (bucket, key) while the file exists (see local_file).
+        self.origins: dict[str, tuple[str, str]] = {}
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -268,8 +270,12 @@ class S3Store:
             with os.fdopen(fd, "wb") as out:
                 for block in self.read_data(upload_id):
                     out.write(block)
+            # Where the copy came from, for a capture store in the same bucket: it can then
+            # copy the object inside S3 instead of uploading the file again.
+            self.origins[name] = (self.bucket, self.key(upload_id))
             yield path
         finally:
+            self.origins.pop(name, None)
             path.unlink(missing_ok=True)
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
