@@ -33,10 +33,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
 
-    from app import api, assets, auth, camera, cli, db, errors, pages, review, uploads
+    from app import api, assets, auth, camera, cli, db, errors, pages, review, security, uploads
 
     db.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     auth.csrf.init_app(app)
     app.before_request(auth.csrf_protect_unless_token)
     app.register_blueprint(auth.bp)
@@ -61,6 +62,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def favicon() -> Any:
         return redirect(url_for("static", filename="favicon.svg"))
 
+    # Around the tus server too (uploads.init_app mounted it): its answers get nosniff as well.
+    app.wsgi_app = security.SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     if app.config.get("PROXY_FIX"):
         # Outermost, so the tus server (mounted around Flask by uploads.init_app) sees it too.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]
