@@ -236,14 +236,24 @@ def current_user() -> User | None:
     return user
 
 
+UNAUTHORIZED = "Log in or send 'Authorization: Bearer <token>'."
+
+
+def require_user() -> User:
+    """The authenticated user of this request, or 401 (behind login_required there always is
+    one)."""
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "unauthorized", UNAUTHORIZED)
+    return user
+
+
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
             if wants_json():
-                raise ApiError(
-                    401, "unauthorized", "Log in or send 'Authorization: Bearer <token>'."
-                )
+                raise ApiError(401, "unauthorized", UNAUTHORIZED)
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
@@ -257,8 +267,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         @functools.wraps(view)
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            user = current_user()
-            assert user is not None
+            user = require_user()
             if not user.has_role(*roles):
                 raise ApiError(
                     403,
