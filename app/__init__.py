@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Lax keeps the session cookie off cross-site POST/PATCH requests (CSRF on tus and API).
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(app.config.get("SECURE_COOKIES")),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=float(app.config["SESSION_HOURS"])),
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
     )
-    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    config_module.private_dir(Path(app.config["DATA_DIR"]))
 
     from app import api, assets, auth, camera, cli, db, errors, pages, review, security, uploads
 
