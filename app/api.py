@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.access import (
     assessments_query,
     can_see_assessment,
+    can_see_session,
     require_visible_capture,
     require_visible_session,
     sees_everything,
@@ -21,6 +22,7 @@ from app.access import (
 from app.auth import login_required, require_user, roles_required
 from app.db import get_db
 from app.errors import ApiError
+from app.params import CAPTURE_FILTERS, MAX_PER_PAGE, int_arg
 from app.serialize import assessment_json, capture_json, session_json
 from services.models import (
     Assessment,
@@ -33,14 +35,6 @@ from services.models import (
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-MAX_PER_PAGE = 200
-CAPTURE_FILTERS = {
-    "trigger": Capture.capture_trigger,
-    "type": Capture.capture_type,
-    "status": Capture.status,
-    "review_status": Capture.review_status,
-}
 
 
 def _json_body() -> dict[str, Any]:
@@ -64,15 +58,6 @@ def _text(data: dict[str, Any], key: str, *, max_len: int, required: bool) -> st
     if len(value) > max_len:
         raise ApiError(400, "bad-request", f"'{key}' is longer than {max_len} characters.")
     return value
-
-
-def _int_arg(name: str, default: int, *, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
-        raise ApiError(400, "bad-request", f"Query parameter '{name}' must be a number {lo}-{hi}.")
-    return int(raw)
 
 
 def _session_or_404(session_id: int) -> CaptureSession:
@@ -111,9 +96,7 @@ def get_assessment(assessment_id: int) -> Any:
     assessment = get_db().get(Assessment, assessment_id)
     if assessment is None or not can_see_assessment(user, assessment):
         raise ApiError(404, "not-found", f"There is no assessment {assessment_id}.")
-    sessions = [
-        s for s in assessment.sessions if sees_everything(user) or s.operator_id in (None, user.id)
-    ]
+    sessions = [s for s in assessment.sessions if can_see_session(user, s)]
     return assessment_json(assessment, sessions=sessions)
 
 
@@ -203,8 +186,8 @@ def update_session(session_id: int) -> Any:
 @login_required
 def list_captures(session_id: int) -> Any:
     session = _session_or_404(session_id)
-    page = _int_arg("page", 1, lo=1, hi=10**6)
-    per_page = _int_arg("per_page", 50, lo=1, hi=MAX_PER_PAGE)
+    page = int_arg(request.args, "page", 1, hi=10**6) or 1
+    per_page = int_arg(request.args, "per_page", 50, hi=MAX_PER_PAGE) or 50
     query = select(Capture).where(Capture.session_id == session.id)
     for arg, column in CAPTURE_FILTERS.items():
         if value := request.args.get(arg):

@@ -99,9 +99,6 @@ class Principal:
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
-    def has_role(self, *roles: str) -> bool:
-        return self.role == Role.ADMIN or self.role in roles
-
 
 class TokenCache:
     """Bearer token (by its hash) -> Principal for `ttl` seconds, in one worker process.
@@ -143,9 +140,6 @@ class TokenCache:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # only valid tokens get here: a full cache is rare, a miss cheap
         self._entries[token_hash] = (self.clock() + self.ttl, principal)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 TOKEN_CACHE_SECONDS = 5.0

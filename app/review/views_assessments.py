@@ -13,9 +13,10 @@ from app.access import assessments_query, can_see_session, sees_everything
 from app.auth import login_required, require_user, roles_required
 from app.db import get_db
 from app.errors import ApiError
+from app.params import int_arg
 from app.review import bp
 from app.review.forms import AssessmentForm, SessionForm
-from app.review.queries import assessment_counts, int_arg, session_counts
+from app.review.queries import assessment_counts, session_counts
 from services.models import Assessment, CaptureSession, Role, User
 
 ASSESSMENTS_PER_PAGE = 50

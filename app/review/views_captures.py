@@ -13,12 +13,12 @@ from sqlalchemy.orm import joinedload
 from app.access import require_visible_capture, require_visible_session
 from app.auth import login_required, require_user, roles_required
 from app.db import get_db
+from app.params import int_arg
 from app.review import bp
 from app.review.forms import DECISIONS, ReviewForm
 from app.review.queries import (
     GalleryView,
     gallery_page,
-    int_arg,
     neighbours,
     newest_id,
     next_pending,
