@@ -5,6 +5,7 @@ the count lives in the database, so every gunicorn worker shares it (live server
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,9 +13,16 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from app import auth
-from services.models import utcnow
+from app.cli import upgrade_database
+from app.db import make_engine
+from app.throttle import LoginLimits, retry_after
+from services.models import LoginFailure, utcnow
 from tests.app.helpers import CSRF_RE, add_user, login
 from tests.conftest import make_test_app
 from tests.support.server import start_live_server
@@ -131,3 +139,50 @@ def test_the_count_is_shared_by_every_gunicorn_worker(tmp_path: Path) -> None:
         blocked = _live_login(server.url, "olga", password)
         assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
         assert _live_login(server.url, "olga", password).status_code == 429
+
+
+# --- the rule itself, for any history of failures ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def throttle_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('throttle') / 't.sqlite3'}"
+    upgrade_database(url)
+    engine = make_engine(url)
+    with Session(engine) as db:
+        yield db
+    engine.dispose()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ages=st.lists(st.integers(min_value=0, max_value=2000), max_size=25),
+    limit=st.integers(min_value=1, max_value=6),
+    window=st.integers(min_value=30, max_value=900),
+)
+def test_blocked_exactly_while_limit_failures_are_in_the_window(
+    throttle_db: Session, ages: list[int], limit: int, window: int
+) -> None:
+    db = throttle_db
+    db.execute(delete(LoginFailure))
+    now = utcnow()
+    for age in ages:  # seconds ago; the address differs so only the username counts
+        db.add(
+            LoginFailure(
+                username="olga", address=f"a{age}", created_at=now - timedelta(seconds=age)
+            )
+        )
+    db.commit()
+    limits = LoginLimits(per_username=limit, per_address=0, window_seconds=window)
+    wait = retry_after(db, limits, "olga", "elsewhere", now)
+    recent = sorted(a for a in ages if a < window)  # newest first
+    if len(recent) < limit:
+        assert wait is None
+        return
+    # Allowed again once the limit-th newest failure leaves the window.
+    expected = window - recent[limit - 1]
+    assert wait == max(1, expected)
+    later = now + timedelta(seconds=wait)
+    assert retry_after(db, limits, "olga", "elsewhere", later) is None
