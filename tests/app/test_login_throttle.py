@@ -61,6 +61,13 @@ def test_ten_failures_block_the_username_with_429_and_retry_after_without_hashin
     assert client.get("/").status_code == 302
 
 
+def test_the_throttle_works_on_sqlite_and_postgresql(any_db_app: Flask) -> None:
+    add_user(any_db_app, "olga")
+    client = any_db_app.test_client()
+    assert _fail(client, 10) == [401] * 10
+    assert login(client, "olga").status_code == 429
+
+
 def test_the_block_ends_when_the_failures_leave_the_window(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
