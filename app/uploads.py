@@ -109,14 +109,9 @@ class CaptureHooks:
             "Tuscam-Capture-Status": result.status,
         }
         if result.reason:
-            headers["Tuscam-Capture-Reason"] = _header_safe(result.reason)
+            # Short: it travels in a response header (the tus handler makes it ASCII).
+            headers["Tuscam-Capture-Reason"] = result.reason[:200]
         return headers
-
-
-def _header_safe(text: str) -> str:
-    """Short and ASCII: a reason travels in a response header (DESIGN.md)."""
-    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
-    return clean[:200]
 
 
 class UploadAuth:
