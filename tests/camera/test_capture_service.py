@@ -282,10 +282,10 @@ def test_a_copy_of_a_rejected_upload_is_not_a_duplicate(save: SaveFn) -> None:
         b"%PDF-1.7\n" + os.urandom(200),
         b"GIF89a" + os.urandom(200),
         b"\xef\xbb\xbf<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>",
-        b"\x00\x00\x00\x18ftypheic" + os.urandom(200),
+        b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00mif1avif" + os.urandom(200),
         os.urandom(3000).replace(b"\xff", b"\x00"),
     ],
-    ids=["empty", "pdf", "gif", "svg", "heic", "random"],
+    ids=["empty", "pdf", "gif", "svg", "avif", "random"],
 )
 def test_a_file_that_is_no_photo_by_its_magic_bytes_is_rejected_as_pillow_would(
     save: SaveFn, db: Session, store: CaptureStore, upload_file, monkeypatch, data: bytes
