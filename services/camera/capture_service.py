@@ -281,8 +281,9 @@ class CameraCaptureService:
         self, capture: Capture | NewCapture, staged: Path, created: list[str]
     ) -> None:
         with staged.open("rb") as fh:
-            fmt = imaging.sniff_format(fh.read(16))
-        relative = self.store.original_name(capture.sha256, imaging.FORMAT_EXT.get(fmt, "bin"))
+            fmt = imaging.sniff_format(fh.read(1024))  # HEIF brands follow the first 16 bytes
+        ext = imaging.FORMAT_EXT.get(fmt or "", "bin")
+        relative = self.store.original_name(capture.sha256, ext)
         if self.store.publish(staged, relative):
             created.append(relative)
         capture.original_path = relative
@@ -324,8 +325,8 @@ class CameraCaptureService:
         for relative in created:
             try:
                 used = _referenced(self.db, relative)
-            except Exception:  # noqa: BLE001 - the database is what just failed; files we
-                used = False  # created a moment ago are ours to remove
+            except Exception:  # the database is what just failed; files we created a moment
+                used = False  # ago are ours to remove
             if not used:
                 self.store.delete(relative)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pillow_heif
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from services.camera import structure
 
@@ -232,7 +232,7 @@ def process_image(
             with Image.open(path, formats=list(ALLOWED_FORMATS)) as im:
                 checks = _Checks(fmt, declared_type, max_pixels, max_decode_bytes, trailing)
                 return _process_open(im, checks, layout, size, thumbnail_size, draft=draft)
-        except Image.UnidentifiedImageError:
+        except UnidentifiedImageError:
             raise ImageRejected(unsupported_reason(head)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(_bomb_reason(str(exc), max_pixels)) from None
