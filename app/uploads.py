@@ -23,7 +23,7 @@ from app.tus.errors import TusError
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
 from app.tus.wsgi import TusWsgiApp
-from services.camera.capture_service import CameraCaptureService
+from services.camera.capture_service import CameraCaptureService, FinishedUpload
 from services.camera.capture_store import CaptureStore
 from services.camera.metadata import (
     CaptureRequest,
@@ -94,13 +94,15 @@ class CaptureHooks:
                 req.assessment_id,
                 req.capture_type,
                 req.camera_settings,
-                upload_id=info.id,
-                filename=req.filename,
-                filetype=req.filetype,
-                uploaded_by_id=int(info.owner),
-                expected_sha256=req.sha256,
-                upload_started_at=info.created_at,
-                source_durable=True,  # the tus store fsyncs an upload before its finish hook
+                upload=FinishedUpload(
+                    upload_id=info.id,
+                    filename=req.filename,
+                    filetype=req.filetype,
+                    uploaded_by_id=int(info.owner),
+                    expected_sha256=req.sha256,
+                    upload_started_at=info.created_at,
+                    source_durable=True,  # the tus store fsyncs an upload before its finish hook
+                ),
             )
         headers = {
             "Tuscam-Capture-Id": str(result.capture_id),

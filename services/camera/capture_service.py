@@ -58,6 +58,20 @@ class NewCapture(SimpleNamespace):
 
 
 @dataclass(frozen=True)
+class FinishedUpload:
+    """What the caller knows of a finished upload besides the capture's own fields."""
+
+    upload_id: str  # the tus upload id: one capture per upload, whatever the retries
+    filename: str
+    filetype: str | None = None  # as declared by the client
+    uploaded_by_id: int | None = None
+    expected_sha256: str | None = None  # from the client's metadata, checked against the bytes
+    upload_started_at: datetime | None = None
+    # file_data is a path already fsynced (tus does, before its finish hook): not fsynced again.
+    source_durable: bool = False
+
+
+@dataclass(frozen=True)
 class CaptureResult:
     capture_id: int
     status: str  # accepted | rejected | duplicate
@@ -100,16 +114,9 @@ class CameraCaptureService:
         capture_type: str = "photo",
         camera_settings_snapshot: dict[str, Any] | None = None,
         *,
-        upload_id: str,
-        filename: str,
-        filetype: str | None = None,
-        uploaded_by_id: int | None = None,
-        expected_sha256: str | None = None,
-        upload_started_at: datetime | None = None,
-        source_durable: bool = False,
+        upload: FinishedUpload,
     ) -> CaptureResult:
-        """Record the capture of one finished upload; idempotent per `upload_id`.
-        `source_durable`: file_data is a path already fsynced (tus did, before its finish hook).
+        """Record the capture of one finished upload; idempotent per `upload.upload_id`.
 
         An invalid image is not an error: it is recorded as rejected with its reason and its
         bytes kept for reviewers. An exception means nothing was recorded and no new file is
@@ -127,24 +134,24 @@ class CameraCaptureService:
                 f"(assessment {session_assessment})"
             )
         extra: dict[str, Any] = {}
-        if expected_sha256:
-            extra["expected_sha256"] = expected_sha256.lower()
-        staged = self.store.stage(file_data, block_size=BLOCK_SIZE, durable=source_durable)
+        if upload.expected_sha256:
+            extra["expected_sha256"] = upload.expected_sha256.lower()
+        staged = self.store.stage(file_data, block_size=BLOCK_SIZE, durable=upload.source_durable)
         created: list[str] = []
         try:
             capture = NewCapture(
                 session_id=session_id,
-                upload_id=upload_id,
-                uploaded_by_id=uploaded_by_id,
-                filename=filename[:255],
-                declared_type=(filetype or "")[:100],
+                upload_id=upload.upload_id,
+                uploaded_by_id=upload.uploaded_by_id,
+                filename=upload.filename[:255],
+                declared_type=(upload.filetype or "")[:100],
                 capture_trigger=capture_trigger,
                 capture_type=capture_type,
                 camera_settings=dict(camera_settings_snapshot or {}),
                 metadata_extra=extra,
                 sha256=staged.sha256,
                 bytes=staged.size,
-                upload_started_at=upload_started_at,
+                upload_started_at=upload.upload_started_at,
                 created_at=self.clock(),
             )
             self._classify(capture, staged, created)
@@ -158,7 +165,7 @@ class CameraCaptureService:
             # This upload is recorded already: an earlier call, or another process racing us.
             self.db.rollback()
             self._remove_unreferenced(created)
-            existing = self._by_upload_id(upload_id)
+            existing = self._by_upload_id(upload.upload_id)
             if existing is None:
                 raise
             return existing

@@ -315,8 +315,17 @@ def _process_open(
             raise ImageRejected(reason, format=fmt, size=size) from None
         # After load(): PNG keeps eXIf after the pixel data, and getexif() would load() it.
         exif_facts, orientation, taken_at = read_exif(im)
+        to_turn = orientation
+        applied = im.info.get("original_orientation")
+        if fmt in ("HEIC", "HEIF") and isinstance(applied, int) and 1 < applied <= 8:
+            # libheif decodes upright already (pillow-heif then reports orientation 1): record
+            # what the file says and its size as stored, as for JPEG, and turn nothing twice.
+            orientation, to_turn = applied, 1
+            exif_facts["orientation"] = applied
+            if applied >= 5:
+                width, height = height, width
         info = ImageInfo(fmt, width, height, orientation, exif_facts, taken_at)
-        thumbnail = make_thumbnail(im, size=thumbnail_size, orientation=orientation)
+        thumbnail = make_thumbnail(im, size=thumbnail_size, orientation=to_turn)
         return ProcessedImage(info, thumbnail)
 
 
