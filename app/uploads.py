@@ -25,6 +25,7 @@ from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
 from app.tus.wsgi import TusWsgiApp
 from services.camera.capture_service import CameraCaptureService, FinishedUpload
 from services.camera.capture_store import CaptureStore
+from services.camera.imaging import MIME_TYPES
 from services.camera.metadata import (
     CaptureRequest,
     MetadataError,
@@ -207,9 +208,7 @@ def _capture_file(capture_id: int, which: str) -> tuple[Capture, Path]:
 @login_required
 def original(capture_id: int) -> Any:
     capture, path = _capture_file(capture_id, "original")
-    mimetype = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
-        capture.format or "", "application/octet-stream"
-    )
+    mimetype = MIME_TYPES.get(capture.format or "", "application/octet-stream")
     response = send_file(
         path, mimetype=mimetype, as_attachment=True, download_name=capture.filename
     )
