@@ -89,6 +89,7 @@ class CameraCaptureService:
         store: CaptureStore,
         *,
         max_pixels: int = 50_000_000,
+        max_image_bytes: int = imaging.MAX_IMAGE_BYTES,
         thumbnail_size: int = 400,
         clock: Callable[[], datetime] = utcnow,
         draft: bool = True,  # JPEG decoded at reduced scale for the thumbnail (bench compares)
@@ -101,6 +102,7 @@ class CameraCaptureService:
         self.db = db
         self.store = store
         self.max_pixels = max_pixels
+        self.max_image_bytes = max_image_bytes
         self.thumbnail_size = thumbnail_size
         self.clock = clock
         self.draft = draft
@@ -261,6 +263,7 @@ class CameraCaptureService:
                 path,
                 declared_type=capture.declared_type,
                 max_pixels=self.max_pixels,
+                max_bytes=self.max_image_bytes,
                 thumbnail_size=self.thumbnail_size,
                 draft=self.draft,
             )

@@ -35,7 +35,6 @@ MIME_TYPES = {
     "HEIC": "image/heic",
     "HEIF": "image/heif",
 }
-FORMAT_MIME = MIME_TYPES
 FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIC": "heic", "HEIF": "heif"}
 # Declared types that say nothing about the content: no mismatch can be claimed against them.
 GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
