@@ -13,6 +13,7 @@ from app.auth import current_user, login_required
 from app.db import get_db
 from app.errors import ApiError
 from app.uploads import capture_store
+from services.camera.imaging import MIME_TYPES
 from services.models import Capture
 
 files_bp = Blueprint("capture_files", __name__)
@@ -37,9 +38,7 @@ def _capture_file(capture_id: int, which: str) -> tuple[Capture, Path]:
 @login_required
 def original(capture_id: int) -> Any:
     capture, path = _capture_file(capture_id, "original")
-    mimetype = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
-        capture.format or "", "application/octet-stream"
-    )
+    mimetype = MIME_TYPES.get(capture.format or "", "application/octet-stream")
     response = send_file(
         path, mimetype=mimetype, as_attachment=True, download_name=capture.filename
     )

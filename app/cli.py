@@ -120,7 +120,10 @@ def reprocess(session_id: int | None) -> None:
             query = query.where(Capture.session_id == session_id)
         ids = list(db.scalars(query))
         service = CameraCaptureService(
-            db, capture_store(current_app), max_pixels=current_app.config["MAX_IMAGE_PIXELS"]
+            db,
+            capture_store(current_app),
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+            max_image_bytes=current_app.config["MAX_IMAGE_BYTES"],
         )
         counts: dict[str, int] = {}
         with click.progressbar(ids, label="Reprocessing", file=sys.stderr) as bar:
