@@ -31,9 +31,9 @@ from services.camera.metadata import (
     MetadataError,
     check_capture,
     load_upload_check,
+    may_upload,
     parse_capture_metadata,
 )
-from services.models import Role
 
 log = logging.getLogger(__name__)
 # The response that completes an upload says what capture it became (the design contract).
@@ -79,7 +79,7 @@ class CaptureHooks:
         if ctx.is_partial:
             # A partial upload carries no capture metadata of its own (tus concatenation):
             # the final upload that names it is checked instead.
-            if user.role not in (Role.OPERATOR, Role.ADMIN):
+            if not may_upload(user):
                 raise HookRefused(403, f"Uploading needs the operator role; you are {user.role}.")
             return
         if invalid is not None:
