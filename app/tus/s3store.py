@@ -426,7 +426,7 @@ class S3Store:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _row(self, upload_id: str) -> Row:
+    def _row(self, upload_id: str) -> Row[Any]:
         self.key(upload_id)
         with self.engine.connect() as conn:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
@@ -472,7 +472,7 @@ class UploadIncomplete(Exception):
         super().__init__(f"upload {upload_id} is unfinished: its bytes can be read once complete")
 
 
-def _live(row: Row | None, upload_id: str) -> Row:
+def _live(row: Row[Any] | None, upload_id: str) -> Row[Any]:
     if row is None:
         raise UploadNotFound(upload_id)
     if row.gone_reason is not None:
@@ -510,7 +510,7 @@ def _record_values(record: UploadRecord) -> dict[str, Any]:
     }
 
 
-def _to_record(row: Row) -> UploadRecord:
+def _to_record(row: Row[Any]) -> UploadRecord:
     data = json.loads(row.record)
     data.update(
         id=row.id,
