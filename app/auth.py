@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.db import db_engine, get_db
 from app.errors import ApiError, wants_json
+from app.ops import events
 from services.models import ApiToken, Role, User, utcnow
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -306,6 +308,14 @@ def login() -> Any:
         db = get_db()
         user = check_credentials(db, form.username.data or "", form.password.data or "")
         if user is None:
+            # The name as typed (capped), never the password.
+            events.emit(
+                "login-failed",
+                logging.WARNING,
+                username=(form.username.data or "")[:80],
+                remote=request.remote_addr,
+                status=401,
+            )
             flash(LOGIN_FAILED, "error")
             return render_template("login.html", form=form), 401
         session.clear()

@@ -18,6 +18,7 @@ from app.access import require_visible_capture
 from app.auth import current_principal, current_user, login_required, principal_from_bearer
 from app.db import get_db, session_factory
 from app.errors import ApiError
+from app.ops.instrument import MeteredLocker, observed_hooks, remember_user
 from app.tus.config import TusConfig
 from app.tus.errors import TusError
 from app.tus.handler import TusHandler
@@ -159,7 +160,9 @@ def make_handler(app: Flask) -> TusHandler:
         max_unfinished_per_owner=app.config["TUS_MAX_UNFINISHED_PER_USER"] or None,
     )
     hooks = CaptureHooks(session_factory(app), capture_store(app), app.config["MAX_IMAGE_PIXELS"])
-    return TusHandler(config, hooks=hooks.hooks())
+    handler = TusHandler(config, hooks=observed_hooks(hooks.hooks()))
+    handler.locker = MeteredLocker(handler.locker)
+    return handler
 
 
 def capture_store(app: Flask) -> CaptureStore:
@@ -173,7 +176,7 @@ def init_app(app: Flask) -> None:
     app.extensions["tuscam.tus"] = handler
     # WSGI in front of Flask (app/tus/wsgi.py says why); everything but /files goes on to Flask.
     app.wsgi_app = TusWsgiApp(  # type: ignore[method-assign]
-        handler, UploadAuth(app), app.wsgi_app, prefix="/files", cors_origins=origins
+        handler, remember_user(UploadAuth(app)), app.wsgi_app, prefix="/files", cors_origins=origins
     )
     app.register_blueprint(files_bp)
     if not app.config.get("TESTING"):
