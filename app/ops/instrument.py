@@ -21,6 +21,7 @@ from app.tus.locking import Locker, LockTimeout, UploadLock
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 USER_KEY = "tuscam.user"  # environ: the authenticated user id of a tus request (access log)
+ROUTE_KEY = "tuscam.route"  # environ: the URL rule Flask matched (a pattern, never a path)
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
@@ -57,15 +58,21 @@ class Instrumented:
 
     def _timed(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         start = time.perf_counter()
+        answer: list[str] = []
+
+        def record(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            answer[:] = [status]
+            return start_response(status, headers, *exc_info)
+
         try:
-            return self.app(environ, start_response)
+            return self.app(environ, record)
         finally:
-            request = environ.get("werkzeug.request")
-            rule = getattr(request, "url_rule", None)
-            route = rule.rule if rule is not None else "unmatched"  # a pattern, never a path
+            route = environ.get(ROUTE_KEY, "unmatched")
             method = environ.get("REQUEST_METHOD", "")
             method = method if method in metrics.METHODS or method == "PUT" else "other"
             metrics.HTTP_DURATION.labels(route, method).observe(time.perf_counter() - start)
+            status = answer[0].split(None, 1)[0] if answer else "500"
+            metrics.HTTP_REQUESTS.labels(method, status).inc()
 
     def _tus(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         method = environ.get("REQUEST_METHOD", "")

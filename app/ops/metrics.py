@@ -61,6 +61,11 @@ CAPTURE_SECONDS = Histogram(
 FINISH_HOOK_ERRORS = Counter(
     "tuscam_finish_hook_errors_total", "finish hooks that raised (the upload is retried later)"
 )
+HTTP_REQUESTS = Counter(
+    "tuscam_http_requests_total",
+    "page and API requests answered, by method and status (tus has its own)",
+    ["method", "status"],
+)
 HTTP_DURATION = Histogram(
     "tuscam_http_request_duration_seconds",
     "time to answer a page or API request, by route pattern and method (tus has its own)",
@@ -74,19 +79,34 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def exposition() -> bytes:
-    """The text format for /metrics."""
+def exposition(readiness: dict[str, bool]) -> bytes:
+    """The text format for /metrics, with `tuscam_ready{check}` from this scrape's checks."""
+    now = CollectorRegistry()
+    ready = GaugeMetricFamily(
+        "tuscam_ready", "1 when the readiness check passes (as GET /readyz)", labels=["check"]
+    )
+    for check, passed in readiness.items():
+        ready.add_metric([check], 1.0 if passed else 0.0)
+    now.register(_Fixed(ready))
     folder = multiprocess_dir()
     if folder is None:
         from prometheus_client import REGISTRY
 
-        return generate_latest(REGISTRY)
+        return generate_latest(REGISTRY) + generate_latest(now)
     from prometheus_client import multiprocess
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=folder)
     registry.register(GunicornProcesses(os.getppid()))
-    return generate_latest(registry)
+    return generate_latest(registry) + generate_latest(now)
+
+
+class _Fixed:
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
 class GunicornProcesses:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from app.auth import principal_from_bearer
@@ -44,12 +45,25 @@ def metrics_view() -> Response:
         return _unauthorized(
             "This token may not read metrics: use TUSCAM_METRICS_TOKEN or an admin's token."
         )
-    return Response(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    checks = readiness_problems()
+    readiness = {"database": "database" not in checks, "storage": "storage" not in checks}
+    body = metrics.exposition(readiness)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.get("/readyz")
 def readyz() -> Any:
     """Ready to serve: the database answers and the storage takes a file. Both are cheap."""
+    failures = readiness_problems()
+    if failures:
+        reason = "; ".join(failures.values())
+        body = {"status": "unavailable", "error": "not-ready", "message": f"Not ready: {reason}."}
+        return {**body, "reason": reason, "checks": failures}, 503
+    return {"status": "ok"}
+
+
+def readiness_problems() -> dict[str, str]:
+    """check name -> what is wrong, for the checks that fail (none: ready)."""
     failures = {}
     try:
         with db_engine(current_app).connect() as conn:
@@ -59,10 +73,7 @@ def readyz() -> Any:
     problem = storage_problem(Path(current_app.config["DATA_DIR"]))
     if problem:
         failures["storage"] = problem
-    if failures:
-        reason = "; ".join(failures.values())
-        return {"status": "unavailable", "reason": reason, "checks": failures}, 503
-    return {"status": "ok"}
+    return failures
 
 
 def storage_problem(data_dir: Path) -> str | None:
