@@ -1,0 +1,197 @@
+"""The pieces that observe tus from outside, on real parts: the metered locker around the file
+locker, the hooks wrapper, the JSON formatter and its masking of credentials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import runpy
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.ops import metrics
+from app.ops.instrument import MeteredLocker, metadata_session_id, observed_hooks
+from app.tus.hooks import Hooks, UploadInfo
+from app.tus.locking import FileLocker, LockTimeout
+from tuscam_gunicorn.jsonlog import JsonFormatter, scrub, scrub_query
+
+UPLOAD_ID = "0123456789abcdef0123456789abcdef"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels or None) or 0.0
+
+
+def info(**fields: object) -> UploadInfo:
+    defaults = dict(
+        id=UPLOAD_ID,
+        owner="7",
+        length=10,
+        offset=10,
+        metadata={"session_id": "12", "filename": "a.jpg"},
+        metadata_header="",
+        created_at=datetime.now(UTC),
+        expires_at=None,
+        is_partial=False,
+        is_final=False,
+    )
+    return UploadInfo(**{**defaults, **fields})
+
+
+def test_a_lock_timeout_is_counted_timed_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    locker = MeteredLocker(FileLocker(tmp_path))
+    timeouts = sample("tuscam_tus_lock_timeouts_total")
+    waits = sample("tuscam_tus_lock_wait_seconds_count")
+    with locker.lock(UPLOAD_ID, 1) as held:
+        assert held.release_requested() is False  # the inner lock, handed through
+        with caplog.at_level(logging.INFO, "app.events"), pytest.raises(LockTimeout):
+            with locker.lock(UPLOAD_ID, 0.2):
+                pass
+        with pytest.raises(LockTimeout):
+            with locker.lock(UPLOAD_ID, 0):  # try-once: not a wait, not a timeout
+                pass
+    assert sample("tuscam_tus_lock_timeouts_total") == timeouts + 1
+    assert sample("tuscam_tus_lock_wait_seconds_count") == waits + 2
+    (record,) = [r for r in caplog.records if getattr(r, "event", "") == "lock-timeout"]
+    assert record.levelno == logging.WARNING
+    assert record.fields["upload_id"] == UPLOAD_ID and record.fields["duration_ms"] >= 200
+    with locker.lock(UPLOAD_ID, 1):  # released on every path
+        pass
+
+
+def test_an_exception_inside_the_lock_releases_it(tmp_path: Path) -> None:
+    locker = MeteredLocker(FileLocker(tmp_path))
+    with pytest.raises(ZeroDivisionError), locker.lock(UPLOAD_ID, 1):
+        1 / 0  # noqa: B018
+    with locker.lock(UPLOAD_ID, 0):
+        pass
+
+
+def test_a_failing_finish_hook_is_counted_logged_and_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def finish(_info: UploadInfo, _path: Path) -> dict[str, str]:
+        raise RuntimeError("database went away")
+
+    hooks = observed_hooks(Hooks(finish=finish))
+    errors, finished = (
+        sample("tuscam_finish_hook_errors_total"),
+        sample("tuscam_tus_uploads_finished_total"),
+    )
+    with caplog.at_level(logging.INFO, "app.events"), pytest.raises(RuntimeError):
+        hooks.finish(info(), Path("/nonexistent"))
+    assert sample("tuscam_finish_hook_errors_total") == errors + 1
+    assert sample("tuscam_tus_uploads_finished_total") == finished
+    (record,) = [r for r in caplog.records if getattr(r, "event", "") == "hook-failed"]
+    assert record.fields == {
+        "hook": "finish",
+        "error": "RuntimeError",
+        "upload_id": UPLOAD_ID,
+        "user": "7",
+        "session_id": 12,
+    }
+    assert record.exc_info is not None
+
+
+def test_finish_counts_the_capture_status_once() -> None:
+    statuses = iter(["accepted", "duplicate", "rejected"])
+    hooks = observed_hooks(Hooks(finish=lambda _i, _p: {"Tuscam-Capture-Status": next(statuses)}))
+    before = {s: sample("tuscam_captures_total", status=s) for s in metrics.CAPTURE_STATUSES}
+    for _ in range(3):
+        hooks.finish(info(), Path("/nonexistent"))
+    for status in metrics.CAPTURE_STATUSES:
+        assert sample("tuscam_captures_total", status=status) == before[status] + 1
+
+
+def test_progress_and_terminate_still_reach_the_apps_own_hooks() -> None:
+    seen: list[str] = []
+    hooks = observed_hooks(
+        Hooks(
+            post_receive=lambda i: seen.append("progress"),
+            post_terminate=lambda i: seen.append("gone"),
+        )
+    )
+    hooks.post_receive(info(offset=3))
+    hooks.post_terminate(info())
+    assert seen == ["progress", "gone"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("filename YS5qcGc=,session_id MTI=", 12),
+        ("session_id", None),
+        ("session_id !!!", None),
+        ("session_id eA==", None),  # "x"
+        ("session_id wqU=", None),  # not ASCII
+        (None, None),
+    ],
+)
+def test_session_id_is_read_from_metadata_strictly(
+    header: str | None, expected: int | None
+) -> None:
+    assert metadata_session_id(header) == expected
+
+
+_SECRET = st.text(st.characters(codec="ascii", categories=("L", "N")), min_size=8, max_size=40)
+
+
+@given(secret=_SECRET, prefix=st.sampled_from(["Bearer ", "bearer  ", "Basic "]))
+def test_no_authorization_value_survives_scrubbing(secret: str, prefix: str) -> None:
+    assert secret not in scrub(f'header "Authorization: {prefix}{secret}" refused')
+
+
+@given(
+    secret=_SECRET, key=st.sampled_from(["password", "token", "api_key", "csrf_token", "SECRET"])
+)
+def test_no_credential_pair_survives_scrubbing(secret: str, key: str) -> None:
+    assert secret not in scrub(f"form {key}={secret}&next=/")
+    assert secret not in scrub(f'{{"{key}": "{secret}"}}')
+    assert secret not in scrub_query(f"page=2&{key}={secret}")
+
+
+def test_a_record_with_a_traceback_stays_one_json_line() -> None:
+    try:
+        raise ValueError("bad\nthing password=hunter22")
+    except ValueError:
+        record = logging.LogRecord(
+            "app", logging.ERROR, __file__, 1, "it %s", ("failed",), sys.exc_info()
+        )
+    line = JsonFormatter().format(record)
+    assert "\n" not in line and "hunter22" not in line
+    doc = json.loads(line)
+    assert doc["event"] == "log" and doc["message"] == "it failed" and doc["level"] == "error"
+    assert "ValueError" in doc["exception"]
+
+
+@pytest.mark.parametrize(
+    ("env", "logger"),
+    [
+        ({}, "tuscam_gunicorn.accesslog.AccessLogger"),
+        ({"TUSCAM_LOG_FORMAT": "text"}, "tuscam_gunicorn.accesslog.AccessLogger"),
+        ({"TUSCAM_LOG_FORMAT": "JSON"}, "tuscam_gunicorn.jsonlog.JsonLogger"),
+    ],
+)
+def test_the_log_format_selects_the_logger(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], logger: str
+) -> None:
+    monkeypatch.delenv("TUSCAM_LOG_FORMAT", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["logger_class"] == logger
+
+
+def test_an_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUSCAM_LOG_FORMAT", "xml")
+    with pytest.raises(ValueError, match="TUSCAM_LOG_FORMAT must be text or json"):
+        runpy.run_path(str(ROOT / "gunicorn.conf.py"))
