@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ class Instrumented:
         self, environ: dict[str, Any], method: str, status_line: str, headers: list[Any]
     ) -> None:
         status = int(status_line.split(None, 1)[0])
-        metrics.TUS_REQUESTS.labels(method if method in metrics.METHODS else "other", status).inc()
+        _requests(method if method in metrics.METHODS else "other", status).inc()
         answered = {name.lower(): value for name, value in headers}
         offset = _int(answered.get("upload-offset"))
         if method == "PATCH" and offset is not None:
@@ -123,6 +124,12 @@ class Instrumented:
             )
         elif method == "DELETE" and status == 204:
             metrics.TUS_TERMINATED.inc()
+
+
+@functools.cache
+def _requests(method: str, status: int) -> Any:
+    """The labelled child, looked up once (method and status are bounded sets)."""
+    return metrics.TUS_REQUESTS.labels(method, str(status))
 
 
 def _has_body(environ: dict[str, Any]) -> bool:
@@ -152,32 +159,46 @@ class MeteredLocker:
     def __init__(self, inner: Locker) -> None:
         self.inner = inner
 
-    @contextmanager
     def lock(
         self, key: str, timeout: float, *, request_release: bool = False
-    ) -> Iterator[UploadLock]:
+    ) -> AbstractContextManager[UploadLock]:
+        return _MeteredLock(
+            self.inner.lock(key, timeout, request_release=request_release), key, timeout
+        )
+
+
+class _MeteredLock:
+    """The inner context manager, timed on entry (a plain class: it runs on every request)."""
+
+    __slots__ = ("inner", "key", "timeout")
+
+    def __init__(self, inner: AbstractContextManager[UploadLock], key: str, timeout: float) -> None:
+        self.inner, self.key, self.timeout = inner, key, timeout
+
+    def __enter__(self) -> UploadLock:
         start = time.perf_counter()
-        with ExitStack() as stack:
-            try:
-                held = stack.enter_context(
-                    self.inner.lock(key, timeout, request_release=request_release)
-                )
-            except LockTimeout as exc:
-                if timeout > 0:
-                    metrics.TUS_LOCK_WAIT.observe(time.perf_counter() - start)
-                    metrics.TUS_LOCK_TIMEOUTS.inc()
-                    emit(
-                        "lock-timeout",
-                        logging.WARNING,
-                        upload_id=key if _UPLOAD_ID.fullmatch(key) else None,
-                        lock=None if _UPLOAD_ID.fullmatch(key) else key,
-                        duration_ms=round(exc.waited * 1000, 1),
-                        status=423,
-                    )
-                raise
-            if timeout > 0:
+        try:
+            held = self.inner.__enter__()
+        except LockTimeout as exc:
+            if self.timeout > 0:
                 metrics.TUS_LOCK_WAIT.observe(time.perf_counter() - start)
-            yield held
+                metrics.TUS_LOCK_TIMEOUTS.inc()
+                is_upload = _UPLOAD_ID.fullmatch(self.key) is not None
+                emit(
+                    "lock-timeout",
+                    logging.WARNING,
+                    upload_id=self.key if is_upload else None,
+                    lock=None if is_upload else self.key,
+                    duration_ms=round(exc.waited * 1000, 1),
+                    status=423,
+                )
+            raise
+        if self.timeout > 0:
+            metrics.TUS_LOCK_WAIT.observe(time.perf_counter() - start)
+        return held
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self.inner.__exit__(*exc)
 
 
 def observed_hooks(hooks: Hooks) -> Hooks:
