@@ -4,6 +4,8 @@ a rejected image and requests spread over both workers; who may read /metrics.""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 
@@ -164,3 +166,45 @@ def test_in_progress_counts_bodies_being_received(live: LiveServer, metrics_toke
         assert sock.recv(4096).startswith(b"HTTP/1.1 204")
     assert scrape(live, metrics_token)[("tuscam_tus_uploads_in_progress", ())] == 0
     assert tus.offset(url) == 1000
+
+
+def test_a_killed_workers_body_leaves_the_gauge_and_its_counts_stay(
+    live: LiveServer, metrics_token: str
+) -> None:
+    """gunicorn's child_exit marks the worker dead: its live gauge goes, its counters remain."""
+    _, token = live.new_operator()
+    _, session_id = live.new_capture_session(token)
+    tus = TusClient(live.url, token)
+    urls = [tus.create(1000, capture_metadata(session_id)) for _ in range(4)]
+    sockets = []
+    try:
+        for url in urls[:2]:
+            sock = socket.create_connection(("127.0.0.1", live.port))
+            sockets.append(sock)
+            path = url.split("://", 1)[1].split("/", 1)[1]
+            sock.sendall(
+                (
+                    f"PATCH /{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}"
+                    "\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Length: 1000\r\n"
+                    "Content-Type: application/offset+octet-stream\r\n\r\n"
+                ).encode()
+                + b"x" * 100
+            )
+        deadline = time.monotonic() + 10
+        while scrape(live, metrics_token)[("tuscam_tus_uploads_in_progress", ())] != 2:
+            assert time.monotonic() < deadline, "the PATCHes never showed as in progress"
+            time.sleep(0.1)
+        old = live.worker_pids()
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (set(live.worker_pids()).isdisjoint(old) and live.workers_ready(2)):
+            assert time.monotonic() < deadline, "gunicorn did not replace its workers"
+            time.sleep(0.1)
+    finally:
+        for sock in sockets:
+            sock.close()
+    after = scrape(live, metrics_token)
+    assert after[("tuscam_tus_uploads_in_progress", ())] == 0
+    assert after[("tuscam_tus_uploads_created_total", ())] == 4  # counted by the dead workers
+    assert tus.offset(urls[0]) == 100  # and the bytes received before the kill are kept
