@@ -203,21 +203,41 @@ class _MeteredLock:
 
 def observed_hooks(hooks: Hooks) -> Hooks:
     """The app's hooks plus metrics and named events: progress, finish (capture), terminate."""
-    finish, progress, terminated = hooks.finish, hooks.post_receive, hooks.post_terminate
+    progress, terminated = hooks.post_receive, hooks.post_terminate
 
+    def on_progress(info: UploadInfo) -> None:
+        emit("upload-progress", bytes=info.offset, length=info.length, **_who(info))
+        if progress is not None:
+            progress(info)
+
+    def on_terminate(info: UploadInfo) -> None:
+        emit("upload-terminated", bytes=info.offset, **_who(info))
+        if terminated is not None:
+            terminated(info)
+
+    return replace(
+        hooks,
+        finish=None if hooks.finish is None else _observed_finish(hooks.finish),
+        post_receive=on_progress,
+        post_terminate=on_terminate,
+    )
+
+
+def _observed_finish(
+    finish: Callable[[UploadInfo, Path], Mapping[str, str]],
+) -> Callable[[UploadInfo, Path], Mapping[str, str]]:
     def on_finish(info: UploadInfo, path: Path) -> Mapping[str, str]:
-        assert finish is not None
         start = time.perf_counter()
         try:
             headers = finish(info, path)
         except Exception as exc:
             metrics.FINISH_HOOK_ERRORS.inc()
+            # The tus handler logs the traceback itself; the event says which upload and why.
             emit(
                 "hook-failed",
                 logging.ERROR,
-                exc_info=True,
                 hook="finish",
-                error=type(exc).__name__,
+                error=f"{type(exc).__name__}: {exc}"[:300],
                 **_who(info),
             )
             raise
@@ -239,22 +259,7 @@ def observed_hooks(hooks: Hooks) -> Hooks:
         )
         return headers
 
-    def on_progress(info: UploadInfo) -> None:
-        emit("upload-progress", bytes=info.offset, length=info.length, **_who(info))
-        if progress is not None:
-            progress(info)
-
-    def on_terminate(info: UploadInfo) -> None:
-        emit("upload-terminated", bytes=info.offset, **_who(info))
-        if terminated is not None:
-            terminated(info)
-
-    return replace(
-        hooks,
-        finish=on_finish if finish is not None else None,
-        post_receive=on_progress,
-        post_terminate=on_terminate,
-    )
+    return on_finish
 
 
 def _who(info: UploadInfo) -> dict[str, Any]:
