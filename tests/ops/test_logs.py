@@ -106,6 +106,15 @@ def test_json_lines_carry_an_upload_from_creation_to_capture(live_json: LiveServ
     assert r.status_code == 401
     requests.get(live.url + "/api/assessments", headers={"Authorization": f"Bearer {token}x"})
 
+    # The capture store breaks: the finish hook fails, the bytes stay, a hook-failed event.
+    captures = live.data_dir / "captures"
+    captures.rename(live.data_dir / "captures-away")
+    captures.write_text("not a folder")
+    other = images.jpeg(80, 60, color=(1, 2, 3))
+    failing_url = tus.create(len(other), capture_metadata(session_id, "e.jpg"))
+    r = tus.patch(failing_url, 0, other)
+    assert r.status_code == 500 and r.json()["error"] == "finish-failed"
+
     time.sleep(0.5)  # the access log line is written after the response
     server_lines = read_lines(live.log_path)
     access_lines = read_lines(live.log_path.parent / "access.log")
@@ -137,6 +146,11 @@ def test_json_lines_carry_an_upload_from_creation_to_capture(live_json: LiveServ
     timeouts = [line for line in server_lines if line["event"] == "lock-timeout"]
     assert timeouts and timeouts[0]["upload_id"] == busy.rsplit("/", 1)[1]
     assert timeouts[0]["duration_ms"] >= 900
+    (hook_failed,) = [line for line in server_lines if line["event"] == "hook-failed"]
+    assert hook_failed["upload_id"] == failing_url.rsplit("/", 1)[1]
+    assert hook_failed["level"] == "error" and hook_failed["hook"] == "finish"
+    tracebacks = [line for line in server_lines if "exception" in line]
+    assert tracebacks and all(line["event"] == "log" for line in tracebacks)
     failed = [line for line in server_lines if line["event"] == "login-failed"]
     assert failed and failed[0]["username"] == "logged-olga"
 
