@@ -90,7 +90,8 @@ class JsonLogger(Logger):
             "path": environ.get("PATH_INFO"),
             "query": scrub_query(environ.get("QUERY_STRING", "")) or None,
             "status": status,
-            "bytes": getattr(resp, "sent", None),
+            "bytes": getattr(resp, "sent", None),  # response body sent
+            "request_bytes": _length(environ.get("CONTENT_LENGTH")),
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
             "remote": environ.get("REMOTE_ADDR"),
             "user": environ.get("tuscam.user"),
@@ -104,6 +105,10 @@ class JsonLogger(Logger):
             self.exception("access log failed")
 
 
+def _length(value: str | None) -> int | None:
+    return int(value) if value and value.isascii() and value.isdigit() else None
+
+
 def route_app_logs(glogger: Logger) -> None:
     """Send the app's log records (the root logger) to gunicorn's error handlers, in their
     format, at gunicorn's level. Called in each worker after fork; a repeated call replaces."""
@@ -114,4 +119,6 @@ def route_app_logs(glogger: Logger) -> None:
     for handler in glogger.error_log.handlers:
         root.addHandler(handler)
     root.setLevel(glogger.error_log.level)
+    # Alembic announces each of its plugins at INFO when the app loads: not news to anyone.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, glogger.error_log.level))
     logging.captureWarnings(True)
