@@ -167,3 +167,19 @@ def test_json_lines_carry_an_upload_from_creation_to_capture(live_json: LiveServ
     everything = live.log_path.read_text() + (live.log_path.parent / "access.log").read_text()
     assert token not in everything and token[:16] not in everything
     assert password not in everything
+
+
+def test_the_default_stays_readable_text_with_the_events(tmp_path: Path) -> None:
+    with start_live_server(tmp_path / "server", workers=1) as live:
+        _, token = live.new_operator()
+        _, session_id = live.new_capture_session(token)
+        url, _ = TusClient(live.url, token).upload(images.jpeg(), capture_metadata(session_id))
+        time.sleep(0.3)
+        log = live.log()
+        access = (live.log_path.parent / "access.log").read_text()
+    upload_id = url.rsplit("/", 1)[1]
+    assert f"[INFO] upload-created upload_id={upload_id} user=" in log
+    assert "[INFO] capture-recorded capture_id=1 status=accepted" in log
+    assert not any(line.startswith("{") for line in log.splitlines() + access.splitlines())
+    assert re.search(rf'"PATCH /files/{upload_id} HTTP/1.1" 204 0 "-" "python-requests/', access)
+    assert token not in log + access
