@@ -110,7 +110,7 @@ class Instrumented:
                 metrics.TUS_BYTES.inc(offset - sent_at)
         elif method == "POST" and status == 201:
             metrics.TUS_CREATED.inc()
-            if offset:
+            if offset and _has_body(environ):  # a final concatenation's offset came in its parts
                 metrics.TUS_BYTES.inc(offset)
             upload_id = answered.get("location", "").rstrip("/").rsplit("/", 1)[-1]
             emit(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,9 +19,12 @@ from app.ops import metrics
 from app.ops.instrument import MeteredLocker, metadata_session_id, observed_hooks
 from app.tus.hooks import Hooks, UploadInfo
 from app.tus.locking import FileLocker, LockTimeout
+from tests.app.helpers import add_user, token_for
+from tests.support.tus import capture_metadata, encode_metadata
 from tuscam_gunicorn.jsonlog import JsonFormatter, scrub, scrub_query
 
 UPLOAD_ID = "0123456789abcdef0123456789abcdef"
+OCTETS = "application/offset+octet-stream"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -195,3 +199,55 @@ def test_an_unknown_log_format_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TUSCAM_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="TUSCAM_LOG_FORMAT must be text or json"):
         runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_bytes_count_what_arrived_once_even_through_concatenation(app: Flask) -> None:
+    add_user(app, "concat-olga")
+    token = token_for(app, "concat-olga")
+    client = app.test_client()
+    tus = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    before = sample("tuscam_tus_bytes_received_total")
+    created = sample("tuscam_tus_uploads_created_total")
+    parts = []
+    for body in (b"a" * 300, b"b" * 200):
+        r = client.post(
+            "/files/", headers={**tus, "Upload-Length": str(len(body)), "Upload-Concat": "partial"}
+        )
+        assert r.status_code == 201
+        location = r.headers["Location"]
+        r = client.patch(
+            location,
+            data=body[:100],
+            headers={
+                **tus,
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        r = client.patch(
+            location,
+            data=body[100:],
+            headers={**tus, "Upload-Offset": "100", "Content-Type": OCTETS},
+        )
+        assert r.status_code == 204
+        parts.append(location.split("/files/", 1)[1])
+    # A PATCH at a stale offset stores nothing and counts nothing.
+    r = client.patch(
+        "/files/" + parts[0],
+        data=b"zz",
+        headers={**tus, "Upload-Offset": "0", "Content-Type": OCTETS},
+    )
+    assert r.status_code == 409
+    assert sample("tuscam_tus_bytes_received_total") == before + 500
+    bearer = {"Authorization": f"Bearer {token}"}
+    assessment = client.post("/api/assessments", json={"title": "t"}, headers=bearer).json["id"]
+    session_id = client.post(
+        f"/api/assessments/{assessment}/sessions", json={"label": "s"}, headers=bearer
+    ).json["id"]
+    final = "final;" + " ".join(f"/files/{p}" for p in parts)
+    metadata = encode_metadata(capture_metadata(session_id, "joined.jpg"))
+    r = client.post("/files/", headers={**tus, "Upload-Concat": final, "Upload-Metadata": metadata})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.headers["Upload-Offset"] == "500"
+    assert sample("tuscam_tus_bytes_received_total") == before + 500
+    assert sample("tuscam_tus_uploads_created_total") == created + 3
