@@ -38,7 +38,8 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
 
 
 def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
-    # Before any worker imports prometheus_client (tuscam_gunicorn/prometheus.py).
+    # Before any worker imports prometheus_client (tuscam_gunicorn/prometheus.py). With
+    # preload_app the app would load in the master before this hook: keep it off.
     prometheus.prepare()
 
 
