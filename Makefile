@@ -15,9 +15,10 @@ run: setup  ## set up, then serve on $(HOST):$(PORT) with gunicorn
 test: setup system-deps  ## set up, then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint:  venv
+lint:  venv  ## ruff, mypy (strict on app/tus), and the JavaScript linter
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff format .

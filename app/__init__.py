@@ -33,7 +33,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
 
-    from app import api, assets, auth, camera, cli, db, errors, ops, pages, review, uploads
+    from app import (
+        api,
+        assets,
+        auth,
+        camera,
+        capture_files,
+        cli,
+        db,
+        errors,
+        ops,
+        pages,
+        review,
+        uploads,
+    )
 
     db.init_app(app)
     errors.init_app(app)
@@ -43,6 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     uploads.init_app(app)
     ops.init_app(app)  # metrics, readiness; meters the tus adapter (so after uploads)
+    app.register_blueprint(capture_files.files_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(camera.bp)
     review.init_app(app)

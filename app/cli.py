@@ -96,9 +96,14 @@ def list_users() -> None:
 @click.command("cleanup")
 @with_appcontext
 def cleanup() -> None:
-    """Remove expired unfinished uploads (TUSCAM_UPLOAD_EXPIRY)."""
-    removed = current_app.extensions["tuscam.tus"].cleanup()
-    click.echo(f"Removed {removed} expired upload(s).")
+    """Remove expired uploads and unused partials (TUSCAM_UPLOAD_EXPIRY), and the tus copies of
+    finished uploads after TUSCAM_TUS_RETAIN_SECONDS (their captures keep the bytes)."""
+    from app.tus.maintenance import cleanup as tus_cleanup
+
+    done = tus_cleanup(current_app.extensions["tuscam.tus"])
+    click.echo(f"Removed {done.expired} expired upload(s).")
+    click.echo(f"Removed the tus copies of {done.retired} finished upload(s) (retired).")
+    click.echo(f"Forgot {done.swept} old tombstone(s) and stray file(s).")
 
 
 @click.command("reprocess")
@@ -115,7 +120,10 @@ def reprocess(session_id: int | None) -> None:
             query = query.where(Capture.session_id == session_id)
         ids = list(db.scalars(query))
         service = CameraCaptureService(
-            db, capture_store(current_app), max_pixels=current_app.config["MAX_IMAGE_PIXELS"]
+            db,
+            capture_store(current_app),
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+            max_image_bytes=current_app.config["MAX_IMAGE_BYTES"],
         )
         counts: dict[str, int] = {}
         with click.progressbar(ids, label="Reprocessing", file=sys.stderr) as bar:

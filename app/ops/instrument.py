@@ -17,8 +17,7 @@ from typing import Any
 
 from app.ops import metrics
 from app.ops.events import emit
-from app.tus.hooks import Hooks, UploadInfo
-from app.tus.locking import Locker, LockTimeout, UploadLock
+from app.tus import Hooks, Lock, Locker, LockTimeout, UploadInfo
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 USER_KEY = "tuscam.user"  # environ: the authenticated user id of a tus request (access log)
@@ -161,7 +160,7 @@ class MeteredLocker:
 
     def lock(
         self, key: str, timeout: float, *, request_release: bool = False
-    ) -> AbstractContextManager[UploadLock]:
+    ) -> AbstractContextManager[Lock]:
         return _MeteredLock(
             self.inner.lock(key, timeout, request_release=request_release), key, timeout
         )
@@ -172,10 +171,10 @@ class _MeteredLock:
 
     __slots__ = ("inner", "key", "timeout")
 
-    def __init__(self, inner: AbstractContextManager[UploadLock], key: str, timeout: float) -> None:
+    def __init__(self, inner: AbstractContextManager[Lock], key: str, timeout: float) -> None:
         self.inner, self.key, self.timeout = inner, key, timeout
 
-    def __enter__(self) -> UploadLock:
+    def __enter__(self) -> Lock:
         start = time.perf_counter()
         try:
             held = self.inner.__enter__()

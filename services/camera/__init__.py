@@ -7,6 +7,7 @@ permissions), capture_service (the transaction). No Flask, no app/ imports.
 from services.camera.capture_service import (
     CameraCaptureService,
     CaptureResult,
+    FinishedUpload,
     delete_capture_files,
 )
 from services.camera.capture_store import CaptureStore
@@ -22,6 +23,7 @@ __all__ = [
     "CaptureRequest",
     "CaptureResult",
     "CaptureStore",
+    "FinishedUpload",
     "MetadataError",
     "authorize_capture",
     "delete_capture_files",

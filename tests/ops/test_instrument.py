@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from app.ops import metrics
 from app.ops.instrument import MeteredLocker, metadata_session_id, observed_hooks
-from app.tus.hooks import Hooks, UploadInfo
-from app.tus.locking import FileLocker, LockTimeout
+from app.tus import FileLocker, Hooks, LockTimeout, UploadInfo
 from tests.app.helpers import add_user, token_for
 from tests.support.tus import capture_metadata, encode_metadata
 from tuscam_gunicorn.jsonlog import JsonFormatter, scrub, scrub_query

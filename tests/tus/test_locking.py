@@ -3,6 +3,7 @@ request that lets a resume take over from a silent, dead request."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from app.tus.config import TusConfig
-from app.tus.handler import TusHandler
-from app.tus.locking import FileLocker, LockTimeout
-from tests.tus.conftest import Client
+from app.tus.filelocker import FileLocker
+from app.tus.storage import LockTimeout
+from tests.tus.conftest import Client, make_handler
 from tests.tus.test_streaming import SilentStream
 
 ID = "a" * 32
@@ -131,7 +132,7 @@ def test_discarding_a_lock_file_never_lets_two_hold_it(tmp_path: Path, linked: b
 LOCK_AND_SLEEP = """
 import sys, time
 from pathlib import Path
-from app.tus.locking import FileLocker
+from app.tus.filelocker import FileLocker
 with FileLocker(Path(sys.argv[1])).lock(sys.argv[2], 5):
     print("locked", flush=True)
     time.sleep(60)
@@ -168,7 +169,7 @@ def test_a_lock_holds_across_processes_and_dies_with_a_killed_holder(tmp_path: P
 
 
 def test_a_busy_upload_answers_423_with_retry_after(tmp_path: Path) -> None:
-    handler = TusHandler(TusConfig(upload_dir=tmp_path, lock_timeout=0.3))
+    handler = make_handler(tmp_path, TusConfig(lock_timeout=0.3))
     client = Client(handler)
     upload_id = client.create(10)
     with handler.locker.lock(upload_id, 1):
@@ -181,7 +182,7 @@ def test_a_busy_upload_answers_423_with_retry_after(tmp_path: Path) -> None:
 
 
 def test_two_patches_at_one_offset_one_wins_and_the_data_is_intact(
-    client: Client, config: TusConfig
+    client: Client, config: TusConfig, upload_dir: Path
 ) -> None:
     data = os.urandom(40_000)
     upload_id = client.create(len(data) * 2)
@@ -199,10 +200,12 @@ def test_two_patches_at_one_offset_one_wins_and_the_data_is_intact(
         t.join()
     assert sorted(statuses)[0] == 204 and sorted(statuses)[1] in (409, 423), statuses
     assert client.offset(upload_id) == len(data)
-    assert (config.upload_dir / upload_id).read_bytes() in (data, data[::-1])
+    assert (upload_dir / upload_id).read_bytes() in (data, data[::-1])
 
 
-def test_a_silent_holder_gives_way_to_a_resume(client: Client, config: TusConfig) -> None:
+def test_a_silent_holder_gives_way_to_a_resume(
+    client: Client, config: TusConfig, upload_dir: Path
+) -> None:
     data = os.urandom(5000)
     upload_id = client.create(len(data))
     first: list[int] = []
@@ -221,11 +224,11 @@ def test_a_silent_holder_gives_way_to_a_resume(client: Client, config: TusConfig
     holder.join()
     assert r.status == 204 and first == [409]
     assert waited < config.body_idle_timeout / 2  # not held until the idle timeout
-    assert (config.upload_dir / upload_id).read_bytes() == data
+    assert (upload_dir / upload_id).read_bytes() == data
 
 
 def test_a_live_holder_is_not_interrupted_by_a_release_request(
-    client: Client, config: TusConfig
+    client: Client, config: TusConfig, upload_dir: Path
 ) -> None:
     data = os.urandom(30_000)
     upload_id = client.create(len(data))
@@ -238,4 +241,32 @@ def test_a_live_holder_is_not_interrupted_by_a_release_request(
     second = client.patch(upload_id, 0, data)
     holder.join()
     assert first == [204] and second.status == 409
-    assert (config.upload_dir / upload_id).read_bytes() == data
+    assert (upload_dir / upload_id).read_bytes() == data
+
+
+def test_a_release_request_removed_while_it_is_renewed_never_raises(tmp_path: Path) -> None:
+    """The holder removes `<id>.release` whenever it likes; a waiter renewing it must not fail
+    (it raised FileNotFoundError between its open and its utime: a 500 under racing PATCHes)."""
+    from app.tus.filelocker import _touch
+
+    path = str(tmp_path / f"{ID}.release")
+    stop = time.monotonic() + 1.0
+    errors: list[BaseException] = []
+
+    def remover() -> None:
+        while time.monotonic() < stop:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    thread = threading.Thread(target=remover)
+    thread.start()
+    try:
+        while time.monotonic() < stop:
+            try:
+                _touch(path)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+                break
+    finally:
+        thread.join()
+    assert errors == []
