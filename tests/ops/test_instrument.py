@@ -250,3 +250,9 @@ def test_bytes_count_what_arrived_once_even_through_concatenation(app: Flask) ->
     assert r.headers["Upload-Offset"] == "500"
     assert sample("tuscam_tus_bytes_received_total") == before + 500
     assert sample("tuscam_tus_uploads_created_total") == created + 3
+
+
+@given(header=st.text(max_size=200) | st.binary(max_size=100).map(lambda b: b.decode("latin-1")))
+def test_any_metadata_header_gives_a_session_id_or_none_and_never_raises(header: str) -> None:
+    found = metadata_session_id(header)
+    assert found is None or (isinstance(found, int) and found >= 0)
