@@ -121,13 +121,13 @@ const scenarios = {
     result.state = await pageState(page)
   },
 
-  // The network goes away after the first PATCH and comes back: the upload resumes.
+  // The network goes away during the first PATCH and comes back: the upload resumes.
   async offline_resume({ context, page }, cfg, result) {
     await login(page, cfg.base, cfg.username, cfg.password)
     await openCameraPage(page, cfg.base, cfg.sessionId)
     let patches = 0
     await page.route('**/files/**', async (route) => {
-      if (route.request().method() === 'PATCH' && ++patches === 2) {
+      if (route.request().method() === 'PATCH' && ++patches === 1) {
         await context.setOffline(true)
         await route.abort('internetdisconnected')
         return
