@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, send_file
 
-from app.access import can_upload_to, require_visible_session
+from app.access import require_visible_session
 from app.assets import MANIFEST, entry_assets, load_manifest
-from app.auth import current_user, roles_required
+from app.auth import require_user, roles_required
 from app.db import get_db
 from app.errors import ApiError
+from services.camera.metadata import may_upload
 from services.models import CaptureSession, Role
 
 bp = Blueprint("camera", __name__)
@@ -39,10 +40,9 @@ def camera_worker() -> Any:
 @bp.get("/sessions/<int:session_id>/camera", endpoint="camera_page")
 @roles_required(Role.OPERATOR.value)  # admins always pass
 def camera_page(session_id: int) -> Any:
-    user = current_user()
-    assert user is not None
+    user = require_user()
     session = require_visible_session(user, get_db().get(CaptureSession, session_id), session_id)
-    if not can_upload_to(user, session):
+    if not may_upload(user, session):
         raise ApiError(403, "forbidden", f"You may not upload to capture session {session_id}.")
     return render_template(
         "camera.html",

@@ -13,7 +13,7 @@ from services.camera.capture_store import CaptureStore
 from services.camera.metadata import (
     CaptureRequest,
     MetadataError,
-    authorize_capture,
+    may_upload,
     parse_capture_metadata,
 )
 
@@ -23,7 +23,7 @@ __all__ = [
     "CaptureResult",
     "CaptureStore",
     "MetadataError",
-    "authorize_capture",
     "delete_capture_files",
+    "may_upload",
     "parse_capture_metadata",
 ]
