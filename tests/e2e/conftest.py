@@ -166,6 +166,11 @@ def run_scenario(
                 f"scenario {name} failed: {result['error']}\n--- console\n{console}\n"
                 f"--- events\n{events}\n--- server log\n{live_server.log()[-3000:]}"
             )
+        # The pages run under the Content-Security-Policy: a violation is a console error.
+        violations = [
+            line for line in result.get("console") or [] if "Content Security Policy" in line
+        ]
+        assert not violations, violations
         return result
 
     return run
