@@ -15,13 +15,15 @@ run: setup  ## set up, then serve on $(HOST):$(PORT) with gunicorn
 test: setup system-deps  ## set up, then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint:  venv
+lint:  venv node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	npm run lint
 
-format: venv
+format: venv node_modules/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	npm run format
 
 bench: setup  ## benchmarks with their baselines (see bench/README.md)
 	$(BIN)/python -m bench

@@ -108,7 +108,7 @@ uppy.use(Tus, {
   removeFingerprintOnSuccess: true,
   allowedMetaFields: META_FIELDS,
   headers: { 'X-Requested-With': 'tuscam', 'X-CSRFToken': page.csrfToken },
-  onShouldRetry(error, attempt, options, next) {
+  onShouldRetry(error, _attempt, _options, next) {
     // A refused creation (4xx, e.g. 409 "session closed") gets the same answer next time; tus
     // retries 409 by default because on PATCH it means "offset mismatch: ask HEAD and resume".
     const status = error?.originalResponse?.getStatus?.()
@@ -129,7 +129,11 @@ const sent = new SentList(
 
 // ---- the photos kept on this device ---------------------------------------------------------
 const storeReady = PhotoStore.open(page.userId).catch((error) => {
-  uppy.info('This browser cannot keep photos (no IndexedDB): keep the page open until they are sent.', 'error', 10000)
+  uppy.info(
+    'This browser cannot keep photos (no IndexedDB): keep the page open until they are sent.',
+    'error',
+    10000,
+  )
   record({ type: 'store-error', message: String(error) })
   return null
 })

@@ -13,7 +13,9 @@ function loadedStaticFiles() {
       urls.add(url.pathname)
     }
   }
-  for (const el of document.querySelectorAll('script[src], link[rel="stylesheet"], link[rel="modulepreload"], link[rel="icon"]')) {
+  for (const el of document.querySelectorAll(
+    'script[src], link[rel="stylesheet"], link[rel="modulepreload"], link[rel="icon"]',
+  )) {
     const url = new URL(el.src || el.href, location.href)
     if (url.origin === location.origin && url.pathname.startsWith('/static/')) {
       urls.add(url.pathname)

@@ -18,8 +18,10 @@ function capturePage() {
   document.addEventListener('keydown', (event) => {
     if (typing(event) || modified(event)) return
     let link = null
-    if (event.key === 'j' || event.key === 'ArrowRight') link = document.getElementById('next-capture')
-    if (event.key === 'k' || event.key === 'ArrowLeft') link = document.getElementById('prev-capture')
+    if (event.key === 'j' || event.key === 'ArrowRight')
+      link = document.getElementById('next-capture')
+    if (event.key === 'k' || event.key === 'ArrowLeft')
+      link = document.getElementById('prev-capture')
     if (link) {
       event.preventDefault()
       window.location.assign(link.href)

@@ -1,6 +1,6 @@
 // "Captures sent": one row per photo with what happened to it (sending, waiting for the
 // network, accepted, rejected with the server's reason, refused before upload). Rows survive a
-// reload of the page (sessionStorage), like the unsent photos themselves (GoldenRetriever).
+// reload of the page (sessionStorage); the unsent photos themselves are in IndexedDB (store.js).
 
 const LABELS = {
   queued: 'Waiting to send',

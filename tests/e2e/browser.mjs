@@ -17,10 +17,20 @@ export async function launch({ chromiumPath, clip }) {
 
 export function contextOptions(phone) {
   if (phone === 'landscape') {
-    return { viewport: { width: 844, height: 390 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true }
+    return {
+      viewport: { width: 844, height: 390 },
+      deviceScaleFactor: 3,
+      isMobile: true,
+      hasTouch: true,
+    }
   }
   return phone
-    ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true }
+    ? {
+        viewport: { width: 390, height: 844 },
+        deviceScaleFactor: 3,
+        isMobile: true,
+        hasTouch: true,
+      }
     : { viewport: { width: 1280, height: 900 } }
 }
 

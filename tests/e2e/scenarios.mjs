@@ -35,8 +35,8 @@ async function handshake(cfg, name) {
 async function waitForCount(page, type, n, timeout = 60000) {
   await page.waitForFunction(
     ([t, count]) =>
-      window.tuscamEvents.filter((e) => e.type === t && (t !== 'upload-success' || e.status)).length >=
-      count,
+      window.tuscamEvents.filter((e) => e.type === t && (t !== 'upload-success' || e.status))
+        .length >= count,
     [type, n],
     { timeout, polling: 100 },
   )
@@ -95,7 +95,12 @@ const scenarios = {
     result.track = await page.evaluate(() => {
       const v = document.querySelector('video.uppy-Webcam-video')
       const s = v.srcObject.getVideoTracks()[0].getSettings()
-      return { width: s.width, height: s.height, videoWidth: v.videoWidth, videoHeight: v.videoHeight }
+      return {
+        width: s.width,
+        height: s.height,
+        videoWidth: v.videoWidth,
+        videoHeight: v.videoHeight,
+      }
     })
     result.screenshots.push(await shot(page, join(cfg.artifacts, 'camera-open.png')))
     result.buttonNames = await page.$$eval('#uppy-dashboard button', (buttons) =>
@@ -159,7 +164,7 @@ const scenarios = {
     await waitForEvent(page, 'offline')
     const fileId = await takePhoto(page)
     result.fileId = fileId
-    await sleep(2000) // GoldenRetriever stores state throttled (500 ms) and the blob in IndexedDB
+    await waitForEvent(page, 'stored', { fileId }) // in IndexedDB before anything is sent
     // The reload needs the network; keep /files/ unreachable so nothing is sent before it.
     await page.route('**/files/**', (route) => route.abort('internetdisconnected'))
     await context.setOffline(false)
@@ -168,8 +173,7 @@ const scenarios = {
     const restored = await waitForEvent(page, 'restored', { timeout: 20000 })
     result.restored = restored
     result.sentBeforeReload = await page.evaluate(
-      (id) =>
-        window.tuscamEvents.some((e) => e.type === 'upload-success' && e.fileId === id),
+      (id) => window.tuscamEvents.some((e) => e.type === 'upload-success' && e.fileId === id),
       fileId,
     )
     result.screenshots.push(await shot(page, join(cfg.artifacts, 'camera-restored.png')))
@@ -267,7 +271,10 @@ const scenarios = {
     await login(page, cfg.base, cfg.username, cfg.password)
     await page.click('form.logout button[type="submit"]')
     await sleep(1000)
-    result.afterCancel = { url: new URL(page.url()).pathname, stored: await storedPhotos(page, userA) }
+    result.afterCancel = {
+      url: new URL(page.url()).pathname,
+      stored: await storedPhotos(page, userA),
+    }
     answer = true
     await logoutClick(page)
     result.dialogs = dialogs
@@ -286,7 +293,9 @@ const scenarios = {
     await openCameraPage(page, cfg.base, cfg.sessionId)
     await addFile(page, cfg.file)
     result.outcome = await waitForOutcome(page, { timeout: 180000 })
-    result.stalls = await page.evaluate(() => window.tuscamEvents.filter((e) => e.type === 'stalled'))
+    result.stalls = await page.evaluate(() =>
+      window.tuscamEvents.filter((e) => e.type === 'stalled'),
+    )
     result.state = await pageState(page)
   },
 
@@ -315,7 +324,11 @@ const scenarios = {
     await page.screenshot({ path: join(cfg.artifacts, `phone-${name}-camera.png`) })
     result.screenshots.push(join(cfg.artifacts, `phone-${name}-camera.png`))
     result.facingMode = await page.evaluate(
-      () => document.querySelector('video.uppy-Webcam-video').srcObject.getVideoTracks()[0].getSettings().facingMode ?? null,
+      () =>
+        document
+          .querySelector('video.uppy-Webcam-video')
+          .srcObject.getVideoTracks()[0]
+          .getSettings().facingMode ?? null,
     )
     await page.tap('.uppy-Webcam-button--picture')
     await page.tap('.uppy-Webcam-button--submit', { timeout: 10000 })
