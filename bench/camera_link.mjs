@@ -37,6 +37,12 @@ try {
       { timeout: 300000, polling: 20 },
     )
     const { added, done, status } = await handle.jsonValue()
+    // Where the time went: the photo in IndexedDB (new code only), the last progress event.
+    const stages = await page.evaluate((t0) => {
+      const at = (type) => window.tuscamEvents.find((e) => e.type === type)?.at ?? null
+      const stored = at('stored')
+      return { storedMs: stored && stored - t0 }
+    }, added)
     await cdp.send('Network.emulateNetworkConditions', {
       offline: false,
       latency: 0,
@@ -44,7 +50,7 @@ try {
       downloadThroughput: -1,
     })
     await cdp.detach()
-    process.stdout.write(`${JSON.stringify({ ...run, seconds: (done - added) / 1000, status })}\n`)
+    process.stdout.write(`${JSON.stringify({ ...run, seconds: (done - added) / 1000, status, ...stages })}\n`)
   }
 } finally {
   await browser.close()

@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(proc.stdout, proc.stderr, server.log()[-3000:], sep="\n", file=sys.stderr)
                 return 2
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    for r in results:
+        print(f"# {r['link']}: {r['seconds']:.3f} s, in IndexedDB after {r.get('storedMs')} ms")
     print("| link | bytes | limit s | runs s | ratio (median) | goal |")
     print("| --- | --- | --- | --- | --- | --- |")
     failed = False

@@ -275,10 +275,10 @@ uppy.on('upload-success', async (file, response) => {
     captureId: xhr?.getResponseHeader?.('Tuscam-Capture-Id') ?? null,
   }
   if (!verdict.status && uploadURL) verdict = await askServer(uploadURL)
-  // The server has every byte: whatever its verdict, the copy on this device is done with.
-  await forget(file.id)
   network.reachable()
   showVerdict(file, verdict, uploadURL)
+  // The server has every byte: whatever its verdict, the copy on this device is done with.
+  await forget(file.id)
 })
 
 // The completing response was lost (or came from a HEAD without the headers): ask the API.
