@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, current_app, render_template, send_file
 
 from app.access import require_visible_session
-from app.assets import MANIFEST, entry_assets, load_manifest
+from app.assets import MANIFEST, AssetsNotBuilt, entry_assets, load_manifest
 from app.auth import require_user, roles_required
 from app.db import get_db
 from app.errors import ApiError
@@ -28,10 +28,12 @@ def camera_worker() -> Any:
     Its code is the hashed file of the Vite build; this URL stays the same across builds, and
     `no-cache` makes the browser check it on every visit (a new build takes over at once).
     """
-    manifest = load_manifest(Path(current_app.config.get("VITE_MANIFEST", MANIFEST)))
-    path = Path(current_app.static_folder or "") / entry_assets(
-        manifest, WORKER_ENTRY
-    ).js.removeprefix("/static/")
+    try:
+        manifest = load_manifest(Path(current_app.config.get("VITE_MANIFEST", MANIFEST)))
+        script = entry_assets(manifest, WORKER_ENTRY).js
+    except AssetsNotBuilt as exc:
+        raise ApiError(404, "not-built", str(exc)) from None
+    path = Path(current_app.static_folder or "") / script.removeprefix("/static/")
     response = send_file(path, mimetype="text/javascript", max_age=0)
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -478,7 +478,36 @@ const observer = new MutationObserver(() => {
 })
 observer.observe(root, { childList: true, subtree: true })
 
-restore()
+// One tab per user and session restores the saved photos (a Web Lock held while the page
+// lives): two tabs restoring the same photos would send each twice.
+function restoreInOneTab() {
+  if (!navigator.locks) return restore()
+  return new Promise((resolve, reject) => {
+    navigator.locks
+      .request(
+        `tuscam-camera-u${page.userId}-s${page.sessionId}`,
+        { ifAvailable: true },
+        (lock) => {
+          if (!lock) {
+            record({ type: 'restore-skipped' })
+            uppy.info(
+              'This session is open in another tab: photos saved earlier are sent there.',
+              'info',
+              8000,
+            )
+            record({ type: 'restore-done' })
+            resolve()
+            return null
+          }
+          restore().then(resolve, reject)
+          return new Promise(() => {}) // held until the page goes away
+        },
+      )
+      .catch(reject)
+  })
+}
+
+restoreInOneTab()
   .catch((error) => record({ type: 'restore-error', message: String(error) }))
   .finally(() => {
     record({ type: 'ready' })
