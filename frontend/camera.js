@@ -257,8 +257,9 @@ uppy.on('thumbnail:generated', (file, preview) => {
 uppy.on('upload-progress', (file, progress) => {
   if (!file || !progress.bytesTotal) return
   const percent = Math.floor((100 * progress.bytesUploaded) / progress.bytesTotal)
-  // Progress may go backwards after a resume; show what the client knows now.
-  sent.update(file.id, { status: 'sending', progress: percent })
+  // Progress may go backwards after a resume; show what the client knows now. A request that
+  // has not sent a byte (the server is unreachable) leaves the row "waiting".
+  if (progress.bytesUploaded > 0) sent.update(file.id, { status: 'sending', progress: percent })
   const uploadUrl = uppy.getFile(file.id)?.tus?.uploadUrl
   if (uploadUrl && storedUrls.get(file.id) !== uploadUrl) {
     storedUrls.set(file.id, uploadUrl)
@@ -340,8 +341,12 @@ uppy.on('upload-error', (file, error, response) => {
   if (isRefusal) {
     refused.add(file.id)
     forget(file.id)
-  } else if (status == null && navigator.onLine) {
-    network.unreachable()
+  } else {
+    if (status == null && navigator.onLine) network.unreachable()
+    // Not a failure the operator must act on: the photo is safe and will be sent; the banner
+    // and its row say so. Drop Uppy's "Failed to upload" toast for it.
+    const toast = uppy.i18n('failedToUpload', { file: file.name })
+    uppy.setState({ info: uppy.getState().info.filter((i) => i.message !== toast) })
   }
   sent.update(file.id, { status: isRefusal ? 'refused' : 'waiting', reason })
   uppy.setFileState(file.id, { error: reason })

@@ -3,9 +3,9 @@
 // reload of the page (sessionStorage); the unsent photos themselves are in IndexedDB (store.js).
 
 const LABELS = {
-  queued: 'Waiting to send',
+  queued: 'Saved on this device, waiting to send',
   sending: 'Sending',
-  waiting: 'Waiting for the network',
+  waiting: 'Saved on this device, will send when back online',
   accepted: 'Accepted',
   duplicate: 'Already received (duplicate)',
   rejected: 'Rejected',

@@ -50,6 +50,7 @@ async function pageState(page) {
       ? null
       : document.getElementById('net-status')?.textContent,
     rows: [...document.querySelectorAll('#captures-sent li')].map((li) => li.dataset.status),
+    toasts: (window.tuscamUppy?.getState().info ?? []).map((i) => i.message),
     xhrBodies: window.tuscamXhrBodies ?? [],
   }))
 }

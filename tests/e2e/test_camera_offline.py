@@ -34,6 +34,9 @@ def test_photos_taken_offline_survive_a_browser_restart_and_arrive_once_when_the
     assert offline["state"]["waiting"] == "3"
     assert offline["state"]["title"].startswith("(3) Camera · ")
     assert "saved on this device" in offline["state"]["banner"]
+    # Each row says the photo is safe and waiting; no "Failed to upload" toasts for it.
+    assert set(offline["state"]["rows"]) <= {"waiting", "queued"}, offline["state"]["rows"]
+    assert not any("Failed" in t for t in offline["state"]["toasts"]), offline["state"]["toasts"]
     assert captures_of(live_server, operator) == []
 
     proxies: list[HttpFaultProxy] = []
