@@ -50,7 +50,9 @@ try {
       downloadThroughput: -1,
     })
     await cdp.detach()
-    process.stdout.write(`${JSON.stringify({ ...run, seconds: (done - added) / 1000, status, ...stages })}\n`)
+    process.stdout.write(
+      `${JSON.stringify({ ...run, seconds: (done - added) / 1000, status, ...stages })}\n`,
+    )
   }
 } finally {
   await browser.close()

@@ -340,6 +340,20 @@ const scenarios = {
     result.state = await pageState(page)
   },
 
+  // An iPhone photo picked from the device: the page takes .heic files (the server decides).
+  async heic_pick({ page }, cfg, result) {
+    await login(page, cfg.base, cfg.username, cfg.password)
+    await openCameraPage(page, cfg.base, cfg.sessionId)
+    await addFile(page, {
+      name: 'IMG_0001.HEIC',
+      mimeType: 'image/heic',
+      buffer: Buffer.from('not really a HEIC file, only its name and type\n'.repeat(20)),
+    })
+    result.added = await waitForEvent(page, 'file-added', { timeout: 10000 })
+    result.outcome = await waitForOutcome(page)
+    result.state = await pageState(page)
+  },
+
   // Timer mode: with the camera open, photos are taken without touching the shutter.
   async timer({ page }, cfg, result) {
     await login(page, cfg.base, cfg.username, cfg.password)

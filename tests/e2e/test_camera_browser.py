@@ -197,3 +197,14 @@ def test_screenshots_of_the_camera_page_and_its_error_states_are_saved(
         assert path.stat().st_size > 10_000, name
         with Image.open(path) as im:
             assert im.width >= 1280
+
+
+def test_the_page_takes_heic_files_picked_from_the_device(
+    run_scenario: ScenarioRunner, live_server: LiveServer, operator: Operator
+) -> None:
+    result = run_scenario("heic_pick")
+
+    assert result["added"]["source"]  # accepted by the page's file restrictions
+    assert [b["method"] for b in result["state"]["xhrBodies"]] == ["POST"]  # and sent
+    # The server's verdict on this fake HEIC is shown either way (a rejection with its reason).
+    assert result["outcome"]["status"] in {"rejected", "refused", "accepted"}
