@@ -164,11 +164,29 @@ def test_a_failure_of_one_file_does_not_stop_the_others_and_exits_1(
     tmp_path: Path,
 ) -> None:
     images(2)
-    fake_tus.refuse_post = (403, "You may not upload to capture session 42.")
+    fake_tus.refuse_post = (413, "The file is larger than 1 MiB.")
     status, out, _err = run(str(tmp_path / "photos"), server=fake_tus.url)
     assert status == 1
     assert "0 uploaded, 0 already there, 0 duplicate, 0 rejected, 2 failed" in out
-    assert out.count("403: You may not upload to capture session 42.") >= 2
+    assert out.count("413: The file is larger than 1 MiB.") >= 2
+
+
+def test_a_refusal_about_the_session_stops_the_run_with_one_line_and_exit_2(
+    run: Callable[..., tuple[int, str, str]],
+    fake_tus: FakeTus,
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(3)
+    fake_tus.refuse_post = (403, "uploading needs the operator role; you are reviewer")
+    status, out, err = run(str(tmp_path / "photos"), "--parallel", "1", server=fake_tus.url)
+    assert status == 2
+    assert fake_tus.requests["POST"] == 1 and not fake_tus.uploads
+    assert err.splitlines()[-1] == (
+        "tuscam-upload: error: you may not upload to capture session 42 "
+        "(403: uploading needs the operator role; you are reviewer)"
+    )
+    assert "0 failed, 3 not finished" in out
 
 
 def test_ctrl_c_stops_cleanly_keeping_the_state_and_a_rerun_finishes(
