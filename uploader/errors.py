@@ -138,12 +138,12 @@ _NETWORK_WORDS: list[tuple[type[BaseException] | tuple[type[BaseException], ...]
         (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError, TimeoutError),
         "no answer within the timeout",
     ),
-    (ConnectionResetError, "connection reset"),
-    ((BrokenPipeError, ConnectionAbortedError), "connection broken"),
-    (
+    (  # before ConnectionResetError: RemoteDisconnected is one
         (http.client.RemoteDisconnected, http.client.IncompleteRead),
         "connection closed by the server",
     ),
+    (ConnectionResetError, "connection reset"),
+    ((BrokenPipeError, ConnectionAbortedError), "connection broken"),
 ]
 _ERRNO_WORDS = {
     errno.ENETUNREACH: "network unreachable",

@@ -41,6 +41,9 @@ class GaveUpWaiting(RunStopped):
         self.cause = cause
         self.waited = waited
 
+    def again(self) -> GaveUpWaiting:
+        return GaveUpWaiting(self.cause, self.waited)
+
 
 class ServerWait:
     """Whether the server can be reached, shared by the worker threads of one run.

@@ -88,6 +88,7 @@ class FakeTus:
     capture_headers: bool = True  # False: the client must ask /api/uploads/<id>
     session_open: bool = True
     unavailable: bool = False  # answer every request 503, as a proxy whose backend is down
+    outage: tuple[int, float] | None = None  # (n, s): after the n-th PATCH, unavailable for s
     seen_sha: set[str] = field(default_factory=set)
     next_capture: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -191,6 +192,9 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
 
         def do_PATCH(self) -> None:  # noqa: N802
             fake.requests["PATCH"] += 1
+            if fake.outage and fake.requests["PATCH"] == fake.outage[0] + 1:
+                fake.unavailable = True
+                threading.Timer(fake.outage[1], setattr, (fake, "unavailable", False)).start()
             body = self._body()
             if not self._available() or not self._authorized():
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -215,3 +216,48 @@ def test_ctrl_c_stops_cleanly_keeping_the_state_and_a_rerun_finishes(
     assert second.returncode == 0
     assert fake_tus.requests["POST"] == 4
     assert fake_tus.body_bytes == 4 * 400_000
+
+
+def test_a_gateway_answering_503_mid_run_is_waited_for_with_one_line(
+    run: Callable[..., tuple[int, str, str]],
+    fake_tus: FakeTus,
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(6, pad_to=5000)
+    fake_tus.outage = (4, 3.0)  # after the 4th PATCH, 503 for 3 s
+    status, out, err = run(
+        str(tmp_path / "photos"),
+        "--chunk-size",
+        "2K",
+        "--max-backoff",
+        "0.05s",
+        server=fake_tus.url,
+    )
+    assert status == 0, out + err
+    assert "6 uploaded" in out and "0 failed" in out
+    [waiting] = [line for line in err.splitlines() if "unreachable" in line]
+    assert waiting.startswith("server unreachable (service unavailable, 503) — waiting")
+    assert len(fake_tus.uploads) == 6
+    # Far more tries than the 11 a file used to get before it was reported failed.
+    assert fake_tus.requests["OPTIONS"] > 20
+
+
+def test_no_exception_text_reaches_the_person_running_the_command(
+    run: Callable[..., tuple[int, str, str]],
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(2)
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # nothing listens there once closed
+    status, out, err = run(
+        str(tmp_path / "photos"), "--max-wait", "1s", "--json", server=f"http://127.0.0.1:{port}"
+    )
+    assert status == 75
+    summary = json.loads(out)["summary"]
+    assert summary["error"] == "server-unreachable" and summary["left"] == 2
+    assert summary["message"] == ("the server has been unreachable for 1 s (connection refused)")
+    for text in (out, err):
+        for internal in ("HTTPConnectionPool", "Max retries", "Error(", "object at 0x", "urllib3"):
+            assert internal not in text

@@ -246,3 +246,20 @@ def test_every_request_has_a_timeout_so_a_silent_server_cannot_hang_the_upload(
         assert done.wait(20), "the upload hung on a stalled connection"
     assert result is not None and result.status == "accepted"
     assert proxy.stalls == 1
+
+
+def test_a_file_whose_connections_keep_failing_while_the_server_answers_fails_in_plain_words(
+    fake_tus: FakeTus, transfer_for: Callable[..., Transfer], images: Callable[..., list[Path]]
+) -> None:
+    [path] = images(1, pad_to=3000)
+    port = int(fake_tus.url.rsplit(":", 1)[1])
+    # Every connection goes silent once 1200 bytes went up: the POST passes, each PATCH stalls;
+    # a new connection (the server is asked whether it is there) answers at once.
+    with FaultProxy(port, stall_after=1200) as proxy:
+        transfer = transfer_for(fake_tus, proxy.url, read_timeout=0.3)
+        result = transfer.upload(collect([path])[0])
+    assert (result.status, result.error) == ("failed", "connection-failed")
+    assert (
+        result.reason == f"sending failed {len(FAST) + 1} times; last: no answer within the timeout"
+    )
+    assert transfer.server_wait.outages == 0 and transfer.halt is None
