@@ -261,3 +261,34 @@ def test_no_exception_text_reaches_the_person_running_the_command(
     for text in (out, err):
         for internal in ("HTTPConnectionPool", "Max retries", "Error(", "object at 0x", "urllib3"):
             assert internal not in text
+
+
+def test_an_outage_longer_than_max_wait_exits_75_keeping_the_state_for_the_next_run(
+    run: Callable[..., tuple[int, str, str]],
+    fake_tus: FakeTus,
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(6, pad_to=5000)
+    fake_tus.outage = (1, 4.0)  # after the first PATCH, 503 for 4 s: no file is done yet
+    args = [str(tmp_path / "photos"), "--chunk-size", "2K", "--parallel", "2"]
+    status, out, err = run(*args, "--max-wait", "1s", "--max-backoff", "0.1s", server=fake_tus.url)
+    assert status == 75
+    lines = err.splitlines()
+    assert len([line for line in lines if "unreachable (service unavailable, 503)" in line]) == 1
+    assert lines[-1] == (
+        "tuscam-upload: gave up waiting: the server has been unreachable for 1 s "
+        "(service unavailable, 503); 6 files left; run the same command again to resume"
+    )
+    assert "0 failed, 6 not finished" in out
+    assert fake_tus.requests["POST"] == 2  # the two files in flight; nothing new started
+    resumable = len(fake_tus.uploads)
+    assert resumable >= 1
+    time.sleep(4)
+    status, out, _err = run(*args, server=fake_tus.url)
+    assert status == 0 and "6 uploaded" in out
+    # The uploads created before the outage were resumed, not created again.
+    assert fake_tus.requests["POST"] == 2 + 6 - resumable
+    assert sorted(len(up.data) for up in fake_tus.uploads.values()) == sorted(
+        p.stat().st_size for p in (tmp_path / "photos").iterdir()
+    )
