@@ -100,7 +100,7 @@ def test_a_bad_token_is_one_line_and_exit_2(run: Run, operator: tuple[str, int])
     )
 
 
-def test_a_reviewer_may_see_the_session_but_is_stopped_at_the_first_creation(
+def test_a_reviewer_may_see_the_session_but_is_stopped_before_sending(
     run: Run, operator: tuple[str, int], live_server: LiveServer
 ) -> None:
     _token, session_id = operator
@@ -108,9 +108,10 @@ def test_a_reviewer_may_see_the_session_but_is_stopped_at_the_first_creation(
     live_server.create_user(name, "reviewer")
     status, err, out = run(live_server.create_token(name), session_id, "--parallel", "1")
     assert status == 2
+    # GET /api/sessions/<id> says may_upload: false, so not even a creation is tried.
     assert err[-1] == (
         f"tuscam-upload: error: you may not upload to capture session {session_id} "
-        "(403: uploading needs the operator role; you are reviewer)"
+        "(the server says so)"
     )
     assert "0 uploaded" in out and "0 failed, 3 not finished" in out
 
