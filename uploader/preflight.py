@@ -59,7 +59,11 @@ def check_session(transfer: Transfer) -> dict[str, Any]:
         detail = f"ended {ended}" if isinstance(ended, str) else "ended"
         raise errors.session_problem(errors.SESSION_CLOSED, opts.session_id, detail)
     if data.get("may_upload") is False:  # an API that says so spares the refused creation
-        raise errors.session_problem(errors.NOT_ALLOWED, opts.session_id, "the server says so")
+        raise errors.session_problem(
+            errors.NOT_ALLOWED,
+            opts.session_id,
+            "only its operator or an admin may; ask an admin to assign it to you",
+        )
     return data
 
 

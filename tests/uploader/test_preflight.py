@@ -109,11 +109,11 @@ def test_a_reviewer_may_see_the_session_but_is_stopped_before_sending(
     status, err, out = run(live_server.create_token(name), session_id, "--parallel", "1")
     assert status == 2
     # GET /api/sessions/<id> says may_upload: false, so not even a creation is tried.
-    assert err[-1] == (
+    assert status == 2 and out == ""
+    assert err == [
         f"tuscam-upload: error: you may not upload to capture session {session_id} "
-        "(the server says so)"
-    )
-    assert "0 uploaded" in out and "0 failed, 3 not finished" in out
+        "(only its operator or an admin may; ask an admin to assign it to you)"
+    ]
 
 
 def test_json_gives_one_summary_with_the_error_code_and_message(
