@@ -3,7 +3,10 @@
 WORKERS, THREADS, HOST, PORT, TIMEOUT and TUSCAM_LOG_FORMAT come from the environment.
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 from tuscam_gunicorn import jsonlog, prometheus
 
@@ -32,24 +35,28 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 # Header limits stay at gunicorn's defaults (8190 bytes per field); tus metadata is capped below.
 wsgi_app = "app.wsgi:app"
 
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
-def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+
+def post_worker_init(worker: Worker) -> None:
     worker.log.info("tuscam worker %s ready", worker.pid)
 
 
-def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+def on_starting(server: Arbiter) -> None:
     # Before any worker imports prometheus_client (tuscam_gunicorn/prometheus.py). With
     # preload_app the app would load in the master before this hook: keep it off.
     prometheus.prepare()
 
 
-def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+def post_fork(server: Arbiter, worker: Worker) -> None:
     jsonlog.route_app_logs(server.log)
 
 
-def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+def child_exit(server: Arbiter, worker: Worker) -> None:
     prometheus.worker_exited(worker.pid)
 
 
-def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+def on_exit(server: Arbiter) -> None:
     prometheus.cleanup()

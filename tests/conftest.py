@@ -24,7 +24,7 @@ from tests.support.server import LiveServer, start_live_server
 def postgres() -> Iterator[PostgresServer]:
     try:
         server = start_postgres()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL is not available here: {exc}")

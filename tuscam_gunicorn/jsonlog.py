@@ -10,10 +10,16 @@ import json
 import logging
 import re
 import time
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from gunicorn.glogging import Logger
+
+if TYPE_CHECKING:
+    from gunicorn.config import Config
+    from gunicorn.http.message import Request
+    from gunicorn.http.wsgi import Response
 
 _MASK = "[redacted]"
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s\"',;]+")
@@ -68,14 +74,16 @@ class JsonFormatter(logging.Formatter):
 class JsonLogger(Logger):
     """gunicorn's Logger with JSON lines for its error log and an access log of named fields."""
 
-    def setup(self, cfg) -> None:  # noqa: ANN001 - gunicorn's Config
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         formatter = JsonFormatter()
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(formatter)
 
-    def access(self, resp, req, environ, request_time) -> None:  # noqa: ANN001 - gunicorn's
+    def access(
+        self, resp: Response, req: Request, environ: dict[str, Any], request_time: timedelta
+    ) -> None:
         if not self.access_log_enabled:
             return
         status = resp.status
@@ -101,7 +109,7 @@ class JsonLogger(Logger):
         fields = {k: v for k, v in fields.items() if v is not None}
         try:
             self.access_log.info("request", extra={"event": "http-request", "fields": fields})
-        except Exception:
+        except Exception:  # noqa: BLE001 - a failed log line must not fail the request
             self.exception("access log failed")
 
 

@@ -236,7 +236,7 @@ class JsonReporter(Reporter):
 class BarReporter(Reporter):
     """An overall bar (bytes, rate, time left, files done) and one bar per file in flight."""
 
-    def __init__(self, slots: int, out: IO[str] | None = None, err: IO[str] | None = None):
+    def __init__(self, slots: int, out: IO[str] | None = None, err: IO[str] | None = None) -> None:
         super().__init__(out, err)
         self.slots = list(range(1, slots + 1))
         self.overall: tqdm | None = None

@@ -68,7 +68,7 @@ def readiness_problems() -> dict[str, str]:
     try:
         with db_engine(current_app).connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure means not ready; the class says which kind
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the class says which
         failures["database"] = f"the database did not answer ({type(exc).__name__})"
     problem = storage_problem(Path(current_app.config["DATA_DIR"]))
     if problem:

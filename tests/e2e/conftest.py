@@ -106,7 +106,7 @@ def run_scenario(
         timeout: float = 300,
         on_signal: Callable[[str], None] | None = None,
         **extra: Any,
-    ):
+    ) -> dict[str, Any]:
         go_file = ARTIFACTS / f".go-{secrets.token_hex(4)}"
         config = {
             "base": base or live_server.url,

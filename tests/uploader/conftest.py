@@ -118,7 +118,9 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def _reply(self, status: int, headers: dict[str, str] | None = None, body: bytes = b""):
+        def _reply(
+            self, status: int, headers: dict[str, str] | None = None, body: bytes = b""
+        ) -> None:
             self.send_response(status)
             self.send_header("Tus-Resumable", "1.0.0")
             for k, v in (headers or {}).items():
@@ -153,7 +155,7 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
             self._json(401, {"error": "unauthorized", "message": "Log in or send a token."})
             return False
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             fake.requests["POST"] += 1
             self._body()
             if not self._available() or not self._authorized():
@@ -177,7 +179,7 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
                 headers.update(up.capture)
             self._reply(201, headers)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             fake.requests["HEAD"] += 1
             up = self._upload()
             if not self._available() or not self._authorized():
@@ -190,7 +192,7 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
                 headers.update(up.capture)
             self._reply(200, {**headers, "Cache-Control": "no-store"})
 
-        def do_PATCH(self) -> None:  # noqa: N802
+        def do_PATCH(self) -> None:
             fake.requests["PATCH"] += 1
             if fake.outage and fake.requests["PATCH"] == fake.outage[0] + 1:
                 fake.unavailable = True
@@ -218,12 +220,12 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
                         headers.update(up.capture or {})
             self._reply(204, headers)
 
-        def do_OPTIONS(self) -> None:  # noqa: N802
+        def do_OPTIONS(self) -> None:
             fake.requests["OPTIONS"] += 1
             if self._available():
                 self._reply(204, {"Tus-Version": "1.0.0", "Tus-Extension": "creation"})
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             fake.requests["DELETE"] += 1
             if not self._authorized():
                 return
@@ -234,7 +236,7 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
             del fake.uploads[up.id]
             self._reply(204)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             fake.requests["GET"] += 1
             if not self._available() or not self._authorized():
                 return
