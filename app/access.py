@@ -6,7 +6,7 @@ and the assessments those sessions or they themselves belong to.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import ColumnElement, Select, exists, or_, select
 
 from app.errors import ApiError
 from services.models import Assessment, Capture, CaptureSession, Role, User
@@ -16,7 +16,7 @@ def sees_everything(user: User) -> bool:
     return user.role in (Role.ADMIN, Role.REVIEWER)
 
 
-def session_filter(user: User):  # noqa: ANN201 - a SQLAlchemy expression
+def session_filter(user: User) -> ColumnElement[bool]:
     return or_(CaptureSession.operator_id == user.id, CaptureSession.operator_id.is_(None))
 
 
@@ -40,7 +40,9 @@ def can_see_assessment(user: User, assessment: Assessment) -> bool:
     return any(can_see_session(user, s) for s in assessment.sessions)
 
 
-def require_visible_session(user: User, session: CaptureSession | None, session_id: int):
+def require_visible_session(
+    user: User, session: CaptureSession | None, session_id: int
+) -> CaptureSession:
     # Someone else's session answers 404 like a missing one: ids are not to be probed.
     if session is None or not can_see_session(user, session):
         raise ApiError(404, "not-found", f"There is no capture session {session_id}.")

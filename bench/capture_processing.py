@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, event  # noqa: E402
+from sqlalchemy import Engine, create_engine, event  # noqa: E402
+from sqlalchemy.engine.interfaces import DBAPIConnection  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
+from sqlalchemy.pool import ConnectionPoolEntry  # noqa: E402
 
 from services.camera.capture_service import CameraCaptureService, FinishedUpload  # noqa: E402
 from services.camera.capture_store import CaptureStore  # noqa: E402
@@ -33,11 +35,11 @@ from tests.support.images import jpeg_12mp  # noqa: E402
 GOAL_MS = 150.0
 
 
-def _engine(path: Path):  # noqa: ANN202
+def _engine(path: Path) -> Engine:
     engine = create_engine(f"sqlite:///{path}")
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - as app/db.py configures SQLite
+    def _pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.execute("PRAGMA journal_mode=WAL")
         dbapi_conn.execute("PRAGMA synchronous=NORMAL")
         dbapi_conn.execute("PRAGMA foreign_keys=ON")

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/gallery.py`
     sys.path.insert(0, str(ROOT))
 
+from flask.testing import FlaskClient  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 
 from app import create_app, review  # noqa: E402
@@ -93,7 +94,7 @@ def populate(database_url: str, captures: int) -> tuple[int, int]:
     return 1, middle
 
 
-def timed(client, path: str, requests: int) -> tuple[float, int]:  # noqa: ANN001
+def timed(client: FlaskClient, path: str, requests: int) -> tuple[float, int]:
     response = client.get(path)  # warm-up (template compilation, statement caches)
     assert response.status_code == 200, (path, response.status_code)
     times = []

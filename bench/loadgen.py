@@ -236,7 +236,7 @@ def run_uploads(
                         result = tus_upload(
                             session, server, payload, chunk_size, with_upload=with_upload
                         )
-                except Exception as exc:  # one failed upload fails the run, not the program
+                except Exception as exc:  # noqa: BLE001 - one failed upload fails the run, not the program
                     with lock:
                         errors.append(f"{payload.name}: {type(exc).__name__}: {exc}")
                     continue

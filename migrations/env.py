@@ -1,7 +1,7 @@
 """Alembic environment: the models' metadata from services.models, the URL from the caller."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool
 
 from app.tus.s3schema import metadata as tus_metadata
 from services.models import Base, TZDateTime
@@ -43,7 +43,7 @@ def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
     return False
 
 
-def _run(connection) -> None:  # noqa: ANN001
+def _run(connection: Connection) -> None:
     # Batch mode lets later migrations alter tables on SQLite too.
     context.configure(
         connection=connection,

@@ -25,7 +25,7 @@ from tests.support.server import LiveServer, start_live_server
 def postgres() -> Iterator[PostgresServer]:
     try:
         server = start_postgres()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL is not available here: {exc}")
@@ -39,7 +39,7 @@ def seaweedfs() -> Iterator[SeaweedFS]:
     start their own with `start_seaweedfs()`)."""
     try:
         server = start_seaweedfs()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"SeaweedFS is not available here: {exc}")

@@ -42,7 +42,7 @@ class PartWriter:
     first. record_each: every full part is recorded as soon as S3 holds it (a plain PATCH);
     otherwise parts wait in `pending` until finish() (a checked chunk, a concatenation)."""
 
-    def __init__(self, store: S3Store, row: Any, parts: list[Part], *, record_each: bool):
+    def __init__(self, store: S3Store, row: Any, parts: list[Part], *, record_each: bool) -> None:
         self.store = store
         self.row = row
         self.upload_id: str = row.id

@@ -5,13 +5,19 @@ under gunicorn are the loopback limit of the protocol's requests. HEAD is not su
 (nothing is kept); the load generator checks the Upload-Offset of the last response instead.
 """
 
+from __future__ import annotations
+
 import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
 
 BLOCK = 1 << 20
 TUS = [("Tus-Resumable", "1.0.0")]
 
 
-def _drain(environ) -> int:  # noqa: ANN001
+def _drain(environ: dict[str, Any]) -> int:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     stream = environ["wsgi.input"]
     read = 0
@@ -23,7 +29,7 @@ def _drain(environ) -> int:  # noqa: ANN001
     return read
 
 
-def app(environ, start_response):  # noqa: ANN001, ANN201
+def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
     method = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE") or environ["REQUEST_METHOD"]
     path = environ.get("PATH_INFO", "")
     if method == "OPTIONS":

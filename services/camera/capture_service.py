@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.camera import imaging
@@ -94,7 +94,7 @@ class CameraCaptureService:
         clock: Callable[[], datetime] = utcnow,
         draft: bool = True,  # JPEG decoded at reduced scale for the thumbnail (bench compares)
         session_cache: MutableMapping[int, int] | None = None,
-    ):
+    ) -> None:
         # session_cache: session id -> its assessment id, kept by a long-lived caller (the tus
         # hooks) across captures: a session never moves to another assessment, so the lookup
         # is one query per session and process rather than one per capture.
@@ -335,8 +335,8 @@ class CameraCaptureService:
         for relative in created:
             try:
                 used = _referenced(self.db, relative)
-            except Exception:  # the database is what just failed; files we created a moment
-                used = False  # ago are ours to remove
+            except SQLAlchemyError:  # the database is what just failed; files we created
+                used = False  # a moment ago are ours to remove
             if not used:
                 self.store.delete(relative)
 

@@ -42,7 +42,7 @@ class StagedFile:
 
 
 class CaptureStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
         # Staged temp files already on disk (fsynced, or links of an fsynced file): publishing
         # them needs only the folder's fsync. Filled by stage(), emptied by publish()/discard().

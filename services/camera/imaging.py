@@ -108,7 +108,7 @@ class ImageRejected(Exception):
 
     def __init__(
         self, reason: str, *, format: str | None = None, size: tuple[int, int] | None = None
-    ):
+    ) -> None:
         super().__init__(reason)
         self.reason = ascii_reason(reason)
         self.format = format

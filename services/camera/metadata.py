@@ -32,7 +32,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class MetadataError(ValueError):
-    def __init__(self, status: int, field: str, message: str):
+    def __init__(self, status: int, field: str, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.field = field

@@ -7,6 +7,7 @@ import re
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from app.auth import hash_password, new_token
 from app.db import session_factory
@@ -40,7 +41,7 @@ def token_for(app: Flask, username: str) -> str:
         return token
 
 
-def login(client: FlaskClient, username: str, password: str = "correct-horse"):  # noqa: ANN201
+def login(client: FlaskClient, username: str, password: str = "correct-horse") -> TestResponse:
     return client.post(
         "/auth/login",
         data={"username": username, "password": password, "csrf_token": csrf_token(client)},

@@ -8,9 +8,12 @@ from flask.testing import FlaskClient
 
 from tests.app.helpers import add_user, bearer, token_for
 
+# A test client, and the Authorization headers of users op, op2, rev and adm.
+Api = tuple[FlaskClient, dict[str, dict[str, str]]]
+
 
 @pytest.fixture
-def api(any_db_app: Flask):  # noqa: ANN201
+def api(any_db_app: Flask) -> Api:
     """A test client and tokens for an operator, a second operator, a reviewer and an admin."""
     tokens = {}
     for name, role in [
@@ -30,7 +33,7 @@ def _assessment(client: FlaskClient, headers: dict[str, str], title: str = "Brid
     return response.json["id"]
 
 
-def test_create_list_and_get_an_assessment_with_sessions(api) -> None:  # noqa: ANN001
+def test_create_list_and_get_an_assessment_with_sessions(api: Api) -> None:
     client, t = api
     aid = _assessment(client, t["op"])
     r = client.post(
@@ -57,7 +60,9 @@ def test_create_list_and_get_an_assessment_with_sessions(api) -> None:  # noqa: 
         ({"title": "ok", "description": ["no"]}, "'description' must be a string"),
     ],
 )
-def test_assessment_validation_errors_say_what_is_wrong(api, body, message: str) -> None:  # noqa: ANN001
+def test_assessment_validation_errors_say_what_is_wrong(
+    api: Api, body: object, message: str
+) -> None:
     client, t = api
     if body is None:
         r = client.post("/api/assessments", data="title=x", headers=t["op"])
@@ -68,7 +73,7 @@ def test_assessment_validation_errors_say_what_is_wrong(api, body, message: str)
     assert message in r.json["message"]
 
 
-def test_unknown_ids_are_404_json(api) -> None:  # noqa: ANN001
+def test_unknown_ids_are_404_json(api: Api) -> None:
     client, t = api
     for path in [
         "/api/assessments/999",
@@ -83,7 +88,7 @@ def test_unknown_ids_are_404_json(api) -> None:  # noqa: ANN001
     assert r.status_code == 404
 
 
-def test_operators_do_not_see_each_others_sessions(api) -> None:  # noqa: ANN001
+def test_operators_do_not_see_each_others_sessions(api: Api) -> None:
     client, t = api
     aid = _assessment(client, t["op"])
     sid = client.post(
@@ -95,7 +100,17 @@ def test_operators_do_not_see_each_others_sessions(api) -> None:  # noqa: ANN001
     assert client.get(f"/api/sessions/{sid}", headers=t["rev"]).status_code == 200
 
 
-def test_reviewers_cannot_create_sessions_and_operators_cannot_review(api) -> None:  # noqa: ANN001
+def test_a_session_says_whether_the_caller_may_upload_to_it(api: Api) -> None:
+    client, t = api
+    aid = _assessment(client, t["op"])
+    sid = client.post(
+        f"/api/assessments/{aid}/sessions", json={"label": "a"}, headers=t["op"]
+    ).json["id"]
+    assert client.get(f"/api/sessions/{sid}", headers=t["op"]).json["may_upload"] is True
+    assert client.get(f"/api/sessions/{sid}", headers=t["rev"]).json["may_upload"] is False
+
+
+def test_reviewers_cannot_create_sessions_and_operators_cannot_review(api: Api) -> None:
     client, t = api
     aid = _assessment(client, t["adm"])
     r = client.post(f"/api/assessments/{aid}/sessions", json={"label": "x"}, headers=t["rev"])
@@ -108,7 +123,7 @@ def test_reviewers_cannot_create_sessions_and_operators_cannot_review(api) -> No
     )
 
 
-def test_closing_a_session(api) -> None:  # noqa: ANN001
+def test_closing_a_session(api: Api) -> None:
     client, t = api
     aid = _assessment(client, t["op"])
     sid = client.post(
@@ -120,7 +135,7 @@ def test_closing_a_session(api) -> None:  # noqa: ANN001
     assert r.status_code == 400
 
 
-def test_capture_list_validates_paging(api) -> None:  # noqa: ANN001
+def test_capture_list_validates_paging(api: Api) -> None:
     client, t = api
     aid = _assessment(client, t["op"])
     sid = client.post(
@@ -137,7 +152,7 @@ def test_capture_list_validates_paging(api) -> None:  # noqa: ANN001
 # --- who may change a capture session ---------------------------------------------------------
 
 
-def _session(client: FlaskClient, t, operator: str | None = "op") -> int:  # noqa: ANN001
+def _session(client: FlaskClient, t: dict[str, dict[str, str]], operator: str | None = "op") -> int:
     aid = _assessment(client, t["adm"])
     body = {"label": "north pier", "operator_id": None}
     if operator is not None:
@@ -149,13 +164,13 @@ def _session(client: FlaskClient, t, operator: str | None = "op") -> int:  # noq
     return r.json["id"]
 
 
-def _uid(client: FlaskClient, t, name: str) -> int:  # noqa: ANN001
+def _uid(client: FlaskClient, t: dict[str, dict[str, str]], name: str) -> int:
     aid = _assessment(client, t[name], title=f"whoami {name}")
     r = client.post(f"/api/assessments/{aid}/sessions", json={"label": "me"}, headers=t[name])
     return r.json["operator_id"]
 
 
-def _state(client: FlaskClient, t, sid: int) -> dict:  # noqa: ANN001
+def _state(client: FlaskClient, t: dict[str, dict[str, str]], sid: int) -> dict:
     r = client.get(f"/api/sessions/{sid}", headers=t["adm"]).json
     return {k: r[k] for k in ("label", "open", "operator_id", "ended_at")}
 
@@ -172,7 +187,7 @@ def _state(client: FlaskClient, t, sid: int) -> dict:  # noqa: ANN001
     ids=["reopen", "rename", "reassign", "close-and-rename", "close-and-reassign"],
 )
 def test_an_operator_may_not_reopen_rename_or_reassign_and_nothing_changes(
-    api,  # noqa: ANN001
+    api: Api,
     change: dict,
 ) -> None:
     client, t = api
@@ -189,7 +204,7 @@ def test_an_operator_may_not_reopen_rename_or_reassign_and_nothing_changes(
     assert _state(client, t, sid) == before
 
 
-def test_an_operator_closes_their_own_session_but_not_an_unassigned_one(api) -> None:  # noqa: ANN001
+def test_an_operator_closes_their_own_session_but_not_an_unassigned_one(api: Api) -> None:
     client, t = api
     own, unassigned = _session(client, t, "op"), _session(client, t, None)
     r = client.patch(f"/api/sessions/{unassigned}", json={"ended": True}, headers=t["op"])
@@ -202,7 +217,7 @@ def test_an_operator_closes_their_own_session_but_not_an_unassigned_one(api) -> 
     assert again.status_code == 200 and again.json["ended_at"] == ended_at  # closed once
 
 
-def test_an_admin_reopens_renames_and_reassigns(api) -> None:  # noqa: ANN001
+def test_an_admin_reopens_renames_and_reassigns(api: Api) -> None:
     client, t = api
     sid = _session(client, t, "op")
     op2 = _uid(client, t, "op2")
@@ -224,7 +239,7 @@ def test_an_admin_reopens_renames_and_reassigns(api) -> None:  # noqa: ANN001
     assert r.status_code == 400 and "colour" in r.json["message"]
 
 
-def test_another_operators_session_and_a_missing_one_answer_alike(api) -> None:  # noqa: ANN001
+def test_another_operators_session_and_a_missing_one_answer_alike(api: Api) -> None:
     client, t = api
     sid = _session(client, t, "op")
     missing = sid + 1000

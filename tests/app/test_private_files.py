@@ -9,6 +9,8 @@ import multiprocessing
 import os
 import stat
 from collections.abc import Iterator
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
@@ -94,7 +96,7 @@ def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
 # --- one secret key, however many workers start at once ---------------------------------------
 
 
-def _worker(instance: str, barrier, results) -> None:  # noqa: ANN001
+def _worker(instance: str, barrier: Barrier, results: Queue[str]) -> None:
     barrier.wait()
     try:
         results.put(config.load(Path(instance), environ={})["SECRET_KEY"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from app.db import session_factory
 from services.models import Assessment, CaptureSession
@@ -41,7 +42,7 @@ def _directives(csp: str) -> list[str]:
     return [d.strip() for d in csp.split(";") if d.strip()]
 
 
-def assert_page_headers(response) -> None:  # noqa: ANN001
+def assert_page_headers(response: TestResponse) -> None:
     assert response.mimetype == "text/html", response.mimetype
     csp = _directives(response.headers.get("Content-Security-Policy", ""))
     for directive in REQUIRED_CSP:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -86,8 +87,8 @@ def test_a_session_lasts_session_hours_from_login(
 
 
 def test_session_hours_is_configurable_and_sets_the_cookie_lifetime(
-    tmp_path,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = make_test_app(tmp_path, f"sqlite:///{tmp_path / 'h.sqlite3'}", SESSION_HOURS=1)
     add_user(app, "olga")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from app.db import session_factory
 from services.models import Assessment, Capture, CaptureSession, User
@@ -58,7 +59,7 @@ def world(app: Flask) -> World:
 _ROLES = {"op": "operator", "op2": "operator", "rev": "reviewer", "admin": "admin"}
 
 
-def _create(client: FlaskClient, token: str, metadata: str, **headers: str):  # noqa: ANN202
+def _create(client: FlaskClient, token: str, metadata: str, **headers: str) -> TestResponse:
     return client.post(
         "/files/",
         headers={

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from services.camera.capture_service import CameraCaptureService, CaptureResult, FinishedUpload
 from services.camera.capture_store import CaptureStore
@@ -40,7 +42,7 @@ def engine(camera_database_url: str) -> Iterator[Engine]:
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
-        def _foreign_keys(dbapi_conn, _record) -> None:  # noqa: ANN001
+        def _foreign_keys(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
             dbapi_conn.execute("PRAGMA foreign_keys=ON")
 
     Base.metadata.create_all(engine)

@@ -6,7 +6,9 @@ import errno
 import hashlib
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -141,7 +143,7 @@ def test_the_capture_row_holds_what_the_hook_passed(
 
 
 def test_the_finish_hook_called_twice_records_one_capture(
-    save: SaveFn, db: Session, store: CaptureStore, upload_file
+    save: SaveFn, db: Session, store: CaptureStore, upload_file: Callable[[bytes], Path]
 ) -> None:
     path = upload_file(images.jpeg())
     first = save(b"", file_data=path, upload_id="b" * 32)
@@ -153,7 +155,7 @@ def test_the_finish_hook_called_twice_records_one_capture(
 
 
 def test_with_a_session_cache_each_session_is_looked_up_once(
-    db: Session, store: CaptureStore, world: World, upload_file
+    db: Session, store: CaptureStore, world: World, upload_file: Callable[[bytes], Path]
 ) -> None:
     cache: dict[int, int] = {}
     service = CameraCaptureService(db, store, session_cache=cache)
@@ -185,7 +187,7 @@ def test_a_rejected_upload_is_idempotent_too(save: SaveFn, db: Session) -> None:
 
 
 def test_the_upload_is_hard_linked_when_on_the_same_filesystem(
-    save: SaveFn, db: Session, store: CaptureStore, upload_file
+    save: SaveFn, db: Session, store: CaptureStore, upload_file: Callable[[bytes], Path]
 ) -> None:
     path = upload_file(images.jpeg())
     capture = db.get(Capture, save(b"", file_data=path).capture_id)
@@ -193,12 +195,16 @@ def test_the_upload_is_hard_linked_when_on_the_same_filesystem(
 
 
 def test_the_upload_is_copied_when_a_hard_link_is_impossible(
-    save: SaveFn, db: Session, store: CaptureStore, upload_file, monkeypatch
+    save: SaveFn,
+    db: Session,
+    store: CaptureStore,
+    upload_file: Callable[[bytes], Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = upload_file(images.jpeg())
     real_link = os.link
 
-    def cross_device(src, dst, *a, **kw):  # noqa: ANN001, ANN002, ANN003
+    def cross_device(src: str | Path, dst: str | Path, *a: Any, **kw: Any) -> None:
         if Path(src) == path:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real_link(src, dst, *a, **kw)
@@ -288,7 +294,12 @@ def test_a_copy_of_a_rejected_upload_is_not_a_duplicate(save: SaveFn) -> None:
     ids=["empty", "pdf", "gif", "svg", "avif", "random"],
 )
 def test_a_file_that_is_no_photo_by_its_magic_bytes_is_rejected_as_pillow_would(
-    save: SaveFn, db: Session, store: CaptureStore, upload_file, monkeypatch, data: bytes
+    save: SaveFn,
+    db: Session,
+    store: CaptureStore,
+    upload_file: Callable[[bytes], Path],
+    monkeypatch: pytest.MonkeyPatch,
+    data: bytes,
 ) -> None:
     path = upload_file(data)
     with pytest.raises(imaging.ImageRejected) as pillow:
@@ -310,7 +321,7 @@ def test_a_file_that_is_no_photo_by_its_magic_bytes_is_rejected_as_pillow_would(
 
 
 def test_a_failing_thumbnail_writer_leaves_no_row_and_no_file(
-    save: SaveFn, db: Session, store: CaptureStore, monkeypatch
+    save: SaveFn, db: Session, store: CaptureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*_a: object, **_kw: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -325,7 +336,7 @@ def test_a_failing_thumbnail_writer_leaves_no_row_and_no_file(
 
 
 def test_a_failing_commit_leaves_no_row_and_no_file(
-    save: SaveFn, db: Session, store: CaptureStore, monkeypatch
+    save: SaveFn, db: Session, store: CaptureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken_commit() -> None:
         db.flush()  # the row reaches the database, then the commit fails
@@ -340,7 +351,7 @@ def test_a_failing_commit_leaves_no_row_and_no_file(
 
 
 def test_a_failure_keeps_files_that_another_capture_already_uses(
-    save: SaveFn, db: Session, world: World, store: CaptureStore, monkeypatch
+    save: SaveFn, db: Session, world: World, store: CaptureStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = images.jpeg()
     save(data)  # accepted in the open session: original + thumbnail exist
@@ -353,7 +364,11 @@ def test_a_failure_keeps_files_that_another_capture_already_uses(
 
 
 def test_two_processes_finishing_the_same_upload_record_it_once(
-    sessions: sessionmaker[Session], world: World, store: CaptureStore, upload_file, monkeypatch
+    sessions: sessionmaker[Session],
+    world: World,
+    store: CaptureStore,
+    upload_file: Callable[[bytes], Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Process A records the upload while B is deciding; B loses the insert race."""
     path = upload_file(images.jpeg())
@@ -424,7 +439,7 @@ def test_reprocess_rejects_an_original_changed_on_disk(
 
 
 def test_reprocess_accepts_a_capture_rejected_under_a_stricter_limit(
-    db: Session, store: CaptureStore, world: World, upload_file
+    db: Session, store: CaptureStore, world: World, upload_file: Callable[[bytes], Path]
 ) -> None:
     strict = CameraCaptureService(db, store, max_pixels=1000)
     result = strict.save_capture(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def test_a_file_exactly_at_the_pixel_limit_is_accepted(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize("maker", [images.jpeg, images.png, images.webp])
 def test_trailing_data_after_the_image_end(
-    tmp_path: Path, maker, tail: bytes, rejected: bool
+    tmp_path: Path, maker: Callable[[], bytes], tail: bytes, rejected: bool
 ) -> None:
     path = _write(tmp_path, maker() + tail)
     if rejected:
@@ -106,7 +107,7 @@ def test_the_jpeg_end_is_found_past_an_embedded_thumbnail(tmp_path: Path) -> Non
         ("text/html", "JPEG", False),
     ],
 )
-def test_declared_type_must_match_the_real_format(declared, fmt: str, ok: bool) -> None:
+def test_declared_type_must_match_the_real_format(declared: str | None, fmt: str, ok: bool) -> None:
     if ok:
         imaging.check_declared_type(declared, fmt)
     else:
@@ -131,7 +132,9 @@ def test_a_bmp_is_refused_before_decoding(tmp_path: Path) -> None:
         (None, None, None),
     ],
 )
-def test_exif_dates_become_utc_timestamps(value, offset, expected) -> None:
+def test_exif_dates_become_utc_timestamps(
+    value: str | None, offset: str | None, expected: datetime | None
+) -> None:
     assert imaging.parse_exif_datetime(value, offset) == expected
 
 

@@ -7,16 +7,19 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
 from services.camera.metadata import (
     CaptureRequest,
     MetadataError,
+    Uploader,
+    UploadTarget,
     check_capture,
     load_upload_check,
     may_upload,
     parse_capture_metadata,
 )
-from services.models import CaptureSession
+from services.models import CaptureSession, User
 
 from .conftest import World
 
@@ -154,7 +157,7 @@ def _req(session_id: int, assessment_id: int | None = None) -> CaptureRequest:
     return CaptureRequest(session_id, assessment_id, "a.jpg", "image/jpeg")
 
 
-def authorize_capture(db, user, req: CaptureRequest) -> CaptureSession:  # noqa: ANN001
+def authorize_capture(db: Session, user: User, req: CaptureRequest) -> CaptureSession:
     session = db.get(CaptureSession, req.session_id)
     check_capture(user, session, req)
     assert session is not None
@@ -175,7 +178,7 @@ def authorize_capture(db, user, req: CaptureRequest) -> CaptureSession:  # noqa:
     ],
 )
 def test_who_may_upload_to_which_session(
-    db, world: World, who: str, session: str, refusal: int | None
+    db: Session, world: World, who: str, session: str, refusal: int | None
 ) -> None:
     user, target = getattr(world, who), getattr(world, session)
     assert may_upload(user, target) is (refusal is None)
@@ -187,7 +190,9 @@ def test_who_may_upload_to_which_session(
         assert caught.value.status == refusal
 
 
-def test_another_operators_session_is_refused_exactly_like_a_missing_one(db, world: World) -> None:
+def test_another_operators_session_is_refused_exactly_like_a_missing_one(
+    db: Session, world: World
+) -> None:
     target = world.assigned_session
     answers = []
     for session in (target, None):
@@ -205,20 +210,20 @@ def test_whether_a_user_may_upload_at_all(world: World, who: str) -> None:
     assert may_upload(user) is False
 
 
-def test_a_missing_session_is_404(db, world: World) -> None:
+def test_a_missing_session_is_404(db: Session, world: World) -> None:
     with pytest.raises(MetadataError) as caught:
         authorize_capture(db, world.admin, _req(424242))
     assert (caught.value.status, str(caught.value)) == (404, "session 424242 does not exist")
 
 
-def test_a_closed_session_is_409(db, world: World) -> None:
+def test_a_closed_session_is_409(db: Session, world: World) -> None:
     sid = world.closed_session.id
     with pytest.raises(MetadataError) as caught:
         authorize_capture(db, world.operator, _req(sid))
     assert (caught.value.status, str(caught.value)) == (409, f"session {sid} is closed")
 
 
-def test_an_assessment_that_does_not_match_the_session_is_400(db, world: World) -> None:
+def test_an_assessment_that_does_not_match_the_session_is_400(db: Session, world: World) -> None:
     target = world.open_session
     assert authorize_capture(db, world.operator, _req(target.id, world.assessment.id)) is target
     with pytest.raises(MetadataError) as caught:
@@ -227,7 +232,7 @@ def test_an_assessment_that_does_not_match_the_session_is_400(db, world: World) 
     assert f"belongs to assessment {world.assessment.id}" in str(caught.value)
 
 
-def test_an_inactive_operator_may_not_upload(db, world: World) -> None:
+def test_an_inactive_operator_may_not_upload(db: Session, world: World) -> None:
     world.operator.active = False
     with pytest.raises(MetadataError) as caught:
         authorize_capture(db, world.operator, _req(world.open_session.id))
@@ -244,7 +249,7 @@ SESSIONS = ["open_session", "assigned_session", "closed_session"]
 @pytest.mark.parametrize("session", SESSIONS)
 @pytest.mark.parametrize("assessment", [None, "assessment", "other_assessment"])
 def test_the_light_rows_decide_exactly_as_the_orm_objects(
-    db, world: World, who: str, session: str, assessment: str | None
+    db: Session, world: World, who: str, session: str, assessment: str | None
 ) -> None:
     user, target = getattr(world, who), getattr(world, session)
     req = _req(target.id, getattr(world, assessment).id if assessment else None)
@@ -253,7 +258,7 @@ def test_the_light_rows_decide_exactly_as_the_orm_objects(
     assert (light_user.id, light_user.role, light_user.active) == (user.id, user.role, True)
     assert light_session.is_open == target.is_open
 
-    def verdict(u, s) -> tuple[int, str] | None:  # noqa: ANN001
+    def verdict(u: Uploader, s: UploadTarget | None) -> tuple[int, str] | None:
         try:
             check_capture(u, s, req)
         except MetadataError as exc:
@@ -263,14 +268,16 @@ def test_the_light_rows_decide_exactly_as_the_orm_objects(
     assert verdict(light_user, light_session) == verdict(user, target)
 
 
-def test_the_check_query_tells_a_missing_user_from_a_missing_session(db, world: World) -> None:
+def test_the_check_query_tells_a_missing_user_from_a_missing_session(
+    db: Session, world: World
+) -> None:
     user, session = load_upload_check(db, world.operator.id, 424242)
     assert user is not None and user.id == world.operator.id and session is None
     assert load_upload_check(db, world.operator.id, None)[1] is None
     assert load_upload_check(db, 424242, world.open_session.id) == (None, None)
 
 
-def test_the_check_query_reads_an_inactive_user_as_inactive(db, world: World) -> None:
+def test_the_check_query_reads_an_inactive_user_as_inactive(db: Session, world: World) -> None:
     world.operator.active = False
     db.commit()
     user, _ = load_upload_check(db, world.operator.id, world.open_session.id)

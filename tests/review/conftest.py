@@ -59,7 +59,9 @@ class Factory:
             db.commit()
             return a.id
 
-    def session(self, assessment_id: int, label: str = "north pier", operator: str | None = "op"):  # noqa: ANN201
+    def session(
+        self, assessment_id: int, label: str = "north pier", operator: str | None = "op"
+    ) -> int:
         with self.db() as db:
             s = CaptureSession(
                 assessment_id=assessment_id,

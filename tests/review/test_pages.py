@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from app import review
 from services.models import utcnow
@@ -25,7 +27,9 @@ def world(make: Factory) -> dict[str, int]:
     return {"assessment": a, "session": s, "session2": s2, "capture": ids[0], "other": other[0]}
 
 
-def test_every_role_sees_the_pages_of_what_it_may_see(as_user, world) -> None:  # noqa: ANN001
+def test_every_role_sees_the_pages_of_what_it_may_see(
+    as_user: Callable[[str], FlaskClient], world: dict[str, int]
+) -> None:
     s, c = world["session"], world["capture"]
     for who in ["op", "rev", "adm"]:
         client = as_user(who)
@@ -40,7 +44,7 @@ def test_every_role_sees_the_pages_of_what_it_may_see(as_user, world) -> None:  
             assert text in r.get_data(as_text=True), (who, path)
 
 
-def test_anonymous_visitors_are_sent_to_the_login_page(app: Flask, world) -> None:  # noqa: ANN001
+def test_anonymous_visitors_are_sent_to_the_login_page(app: Flask, world: dict[str, int]) -> None:
     client = app.test_client()
     for path in ["/review/", f"/review/sessions/{world['session']}"]:
         r = client.get(path)
@@ -48,7 +52,9 @@ def test_anonymous_visitors_are_sent_to_the_login_page(app: Flask, world) -> Non
         assert r.headers["Location"].startswith("/auth/login")
 
 
-def test_an_operator_sees_only_its_own_sessions(as_user, world) -> None:  # noqa: ANN001
+def test_an_operator_sees_only_its_own_sessions(
+    as_user: Callable[[str], FlaskClient], world: dict[str, int]
+) -> None:
     client = as_user("op")
     page = client.get(f"/review/assessments/{world['assessment']}").get_data(as_text=True)
     assert "north pier" in page and "south pier" not in page
@@ -63,7 +69,9 @@ def test_an_operator_sees_only_its_own_sessions(as_user, world) -> None:  # noqa
     assert "north pier" in page and "south pier" in page
 
 
-def test_an_operator_cannot_review(as_user, make: Factory, world) -> None:  # noqa: ANN001
+def test_an_operator_cannot_review(
+    as_user: Callable[[str], FlaskClient], make: Factory, world: dict[str, int]
+) -> None:
     client = as_user("op")
     path = f"/review/captures/{world['capture']}"
     page = client.get(path).get_data(as_text=True)
@@ -74,7 +82,9 @@ def test_an_operator_cannot_review(as_user, make: Factory, world) -> None:  # no
     assert make.get(world["capture"]).review_status == "pending"
 
 
-def test_a_reviewer_cannot_create_assessments_or_sessions(as_user, make: Factory, world) -> None:  # noqa: ANN001
+def test_a_reviewer_cannot_create_assessments_or_sessions(
+    as_user: Callable[[str], FlaskClient], make: Factory, world: dict[str, int]
+) -> None:
     client = as_user("rev")
     index = client.get("/review/").get_data(as_text=True)
     assert "New assessment" not in index
@@ -91,7 +101,9 @@ def test_a_reviewer_cannot_create_assessments_or_sessions(as_user, make: Factory
     assert "Nope" not in client.get("/review/").get_data(as_text=True)
 
 
-def test_an_operator_creates_an_assessment_then_a_session_for_itself(as_user, users) -> None:  # noqa: ANN001
+def test_an_operator_creates_an_assessment_then_a_session_for_itself(
+    as_user: Callable[[str], FlaskClient], users: dict[str, int]
+) -> None:
     client = as_user("op")
     token = page_csrf(client, "/review/")
     r = client.post(
@@ -111,7 +123,9 @@ def test_an_operator_creates_an_assessment_then_a_session_for_itself(as_user, us
     assert api["label"] == "Gate 3" and api["operator_id"] == users["op"]
 
 
-def test_an_admin_assigns_a_new_session_to_an_operator(as_user, users, world) -> None:  # noqa: ANN001
+def test_an_admin_assigns_a_new_session_to_an_operator(
+    as_user: Callable[[str], FlaskClient], users: dict[str, int], world: dict[str, int]
+) -> None:
     client = as_user("adm")
     apath = f"/review/assessments/{world['assessment']}"
     page = client.get(apath).get_data(as_text=True)
@@ -141,7 +155,14 @@ def test_an_admin_assigns_a_new_session_to_an_operator(as_user, users, world) ->
         ("rev", "/review/captures/{capture}/review", {"decision": "approve", "note": "x"}),
     ],
 )
-def test_forms_without_a_csrf_token_are_refused(as_user, make, world, who, path, data) -> None:  # noqa: ANN001
+def test_forms_without_a_csrf_token_are_refused(
+    as_user: Callable[[str], FlaskClient],
+    make: Factory,
+    world: dict[str, int],
+    who: str,
+    path: str,
+    data: dict[str, str],
+) -> None:
     client = as_user(who)
     before = client.get("/review/").get_data(as_text=True)
     r = client.post(path.format(**world), data=data)
@@ -154,7 +175,9 @@ def test_forms_without_a_csrf_token_are_refused(as_user, make, world, who, path,
     assert make.get(world["capture"]).review_status == "pending"
 
 
-def test_an_empty_title_shows_the_form_again_with_the_error(as_user) -> None:  # noqa: ANN001
+def test_an_empty_title_shows_the_form_again_with_the_error(
+    as_user: Callable[[str], FlaskClient],
+) -> None:
     client = as_user("op")
     token = page_csrf(client, "/review/")
     r = client.post("/review/assessments", data={"csrf_token": token, "title": "  "})
@@ -163,10 +186,10 @@ def test_an_empty_title_shows_the_form_again_with_the_error(as_user) -> None:  #
 
 
 def test_a_reviewer_approves_with_a_note_and_lands_on_the_next_pending_capture(
-    as_user,  # noqa: ANN001
+    as_user: Callable[[str], FlaskClient],
     make: Factory,
-    users,  # noqa: ANN001
-    world,  # noqa: ANN001
+    users: dict[str, int],
+    world: dict[str, int],
 ) -> None:
     client = as_user("rev")
     first = world["capture"]
@@ -199,7 +222,9 @@ def test_a_reviewer_approves_with_a_note_and_lands_on_the_next_pending_capture(
     assert make.get(first + 2).reviewer_note == "blurred"
 
 
-def test_an_unknown_decision_is_refused(as_user, make: Factory, world) -> None:  # noqa: ANN001
+def test_an_unknown_decision_is_refused(
+    as_user: Callable[[str], FlaskClient], make: Factory, world: dict[str, int]
+) -> None:
     client = as_user("adm")
     path = f"/review/captures/{world['capture']}"
     token = page_csrf(client, path)
@@ -209,7 +234,7 @@ def test_an_unknown_decision_is_refused(as_user, make: Factory, world) -> None: 
 
 
 def test_the_start_page_counts_sessions_captures_and_pending_reviews(
-    as_user,  # noqa: ANN001
+    as_user: Callable[[str], FlaskClient],
     make: Factory,
 ) -> None:
     a = make.assessment("Counted")
@@ -236,7 +261,9 @@ def test_the_start_page_counts_sessions_captures_and_pending_reviews(
     assert row(page, "Counted") == ["1", "6", "4"]
 
 
-def test_the_assessment_page_counts_per_session(as_user, make: Factory) -> None:  # noqa: ANN001
+def test_the_assessment_page_counts_per_session(
+    as_user: Callable[[str], FlaskClient], make: Factory
+) -> None:
     a = make.assessment("Per session")
     s = make.session(a, "with problems", None)
     make.captures(s, 2)
@@ -247,7 +274,9 @@ def test_the_assessment_page_counts_per_session(as_user, make: Factory) -> None:
     assert "any operator" in page
 
 
-def test_the_gallery_filters_sorts_and_lazy_loads(as_user, make: Factory) -> None:  # noqa: ANN001
+def test_the_gallery_filters_sorts_and_lazy_loads(
+    as_user: Callable[[str], FlaskClient], make: Factory
+) -> None:
     a = make.assessment()
     s = make.session(a)
     manual = make.captures(s, 3)
@@ -275,7 +304,7 @@ def test_the_gallery_filters_sorts_and_lazy_loads(as_user, make: Factory) -> Non
 
 
 def test_keyset_pages_visit_every_capture_once_in_both_directions(
-    as_user,  # noqa: ANN001
+    as_user: Callable[[str], FlaskClient],
     make: Factory,
 ) -> None:
     s = make.session(make.assessment())
@@ -309,12 +338,16 @@ def test_keyset_pages_visit_every_capture_once_in_both_directions(
     "query",
     ["order=sideways", "per_page=0", "per_page=201", "after=abc", "after=%2B5", "after={other}"],
 )
-def test_bad_gallery_parameters_are_a_400(as_user, world, query) -> None:  # noqa: ANN001
+def test_bad_gallery_parameters_are_a_400(
+    as_user: Callable[[str], FlaskClient], world: dict[str, int], query: str
+) -> None:
     r = as_user("rev").get(f"/review/sessions/{world['session']}?{query.format(**world)}")
     assert r.status_code == 400
 
 
-def test_since_returns_only_new_matching_cards_newest_first(as_user, make: Factory) -> None:  # noqa: ANN001
+def test_since_returns_only_new_matching_cards_newest_first(
+    as_user: Callable[[str], FlaskClient], make: Factory
+) -> None:
     s = make.session(make.assessment())
     old = make.captures(s, 2)
     client = as_user("rev")
@@ -333,7 +366,7 @@ def test_since_returns_only_new_matching_cards_newest_first(as_user, make: Facto
 
 
 def test_a_poll_finds_a_capture_committed_late_with_an_earlier_time(
-    as_user,  # noqa: ANN001
+    as_user: Callable[[str], FlaskClient],
     make: Factory,
 ) -> None:
     """Ids and created_at can disagree (created before a slower commit): ids decide."""
@@ -344,14 +377,16 @@ def test_a_poll_finds_a_capture_committed_late_with_an_earlier_time(
     assert data["count"] == 1 and data["last_id"] == late
 
 
-def test_a_live_session_gallery_polls_and_a_closed_one_does_not(as_user, make: Factory) -> None:  # noqa: ANN001
+def test_a_live_session_gallery_polls_and_a_closed_one_does_not(
+    as_user: Callable[[str], FlaskClient], make: Factory
+) -> None:
     s = make.session(make.assessment())
     ids = make.captures(s, 2)
     client = as_user("rev")
     page = client.get(f"/review/sessions/{s}").get_data(as_text=True)
     assert 'data-poll="on"' in page and 'data-mode="prepend"' in page
     assert f'data-last-id="{ids[-1]}"' in page
-    assert "review.js" in page
+    assert '<script type="module" src="/static/dist/assets/review-' in page  # frontend/review.js
     page = client.get(f"/review/sessions/{s}?order=asc").get_data(as_text=True)
     assert 'data-mode="notice"' in page
     op = as_user("op")
@@ -361,8 +396,8 @@ def test_a_live_session_gallery_polls_and_a_closed_one_does_not(as_user, make: F
 
 
 def test_the_capture_page_shows_upload_facts_settings_and_exif(
-    as_user, make: Factory, users
-) -> None:  # noqa: ANN001
+    as_user: Callable[[str], FlaskClient], make: Factory, users: dict[str, int]
+) -> None:
     s = make.session(make.assessment())
     first, dup = make.captures(s, 2)
     with make.db() as db:
@@ -398,7 +433,9 @@ def test_the_capture_page_shows_upload_facts_settings_and_exif(
     assert 'id="next-capture"' not in page
 
 
-def test_a_rejected_upload_shows_its_reason_and_no_image(as_user, make: Factory) -> None:  # noqa: ANN001
+def test_a_rejected_upload_shows_its_reason_and_no_image(
+    as_user: Callable[[str], FlaskClient], make: Factory
+) -> None:
     s = make.session(make.assessment())
     (cid,) = make.captures(
         s,
@@ -416,7 +453,7 @@ def test_a_rejected_upload_shows_its_reason_and_no_image(as_user, make: Factory)
 
 
 def test_counts_above_the_summary_cap_read_as_a_lower_bound(
-    as_user,  # noqa: ANN001
+    as_user: Callable[[str], FlaskClient],
     make: Factory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

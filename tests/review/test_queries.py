@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import Connection, event
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
 from tests.review.conftest import Factory
 
@@ -22,7 +24,14 @@ def statements(app: Flask) -> Iterator[list[str]]:
     engine = app.extensions["tuscam.engine"]
     seen: list[str] = []
 
-    def record(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
+    def record(
+        conn: Connection,
+        cursor: DBAPICursor,
+        statement: str,
+        params: Any,
+        context: ExecutionContext | None,
+        executemany: bool,
+    ) -> None:
         seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)

@@ -47,7 +47,7 @@ class Clock:
 class Client:
     """Drives a TusHandler the way a tus client would."""
 
-    def __init__(self, handler: TusHandler, owner: str = "alice", is_admin: bool = False):
+    def __init__(self, handler: TusHandler, owner: str = "alice", is_admin: bool = False) -> None:
         self.handler = handler
         self.owner = owner
         self.is_admin = is_admin

@@ -23,8 +23,11 @@ def upload_files(upload_dir: Path) -> set[str]:
     return {p.name for p in upload_dir.iterdir() if not p.name.startswith(".")}
 
 
+Finished = list[tuple[UploadInfo, bytes]]
+
+
 @pytest.fixture
-def finished() -> list[tuple[UploadInfo, bytes]]:
+def finished() -> Finished:
     return []
 
 
@@ -65,7 +68,9 @@ def test_without_expiry_expiration_is_not_advertised(tmp_path: Path) -> None:
 # --- creation-with-upload -------------------------------------------------------------------
 
 
-def test_post_with_the_whole_body_creates_completes_and_finishes(client: Client, finished) -> None:
+def test_post_with_the_whole_body_creates_completes_and_finishes(
+    client: Client, finished: Finished
+) -> None:
     r = client.request(
         "POST",
         None,
@@ -79,7 +84,7 @@ def test_post_with_the_whole_body_creates_completes_and_finishes(client: Client,
     assert [data for _info, data in finished] == [b"hello"]
 
 
-def test_post_with_part_of_the_body_keeps_it(client: Client, finished) -> None:
+def test_post_with_part_of_the_body_keeps_it(client: Client, finished: Finished) -> None:
     r = client.request(
         "POST",
         None,
@@ -111,7 +116,7 @@ def test_post_body_of_another_type_is_ignored(client: Client) -> None:
     assert r.status == 201 and r.headers["Upload-Offset"] == "0"
 
 
-def test_upload_length_zero_finishes_at_creation(client: Client, finished) -> None:
+def test_upload_length_zero_finishes_at_creation(client: Client, finished: Finished) -> None:
     r = client.request("POST", None, {"Upload-Length": "0", "Upload-Metadata": meta(filename="e")})
     assert r.status == 201 and r.headers["Tuscam-Capture-Id"] == "1"
     assert finished[0][1] == b"" and finished[0][0].metadata == {"filename": "e"}
@@ -120,7 +125,7 @@ def test_upload_length_zero_finishes_at_creation(client: Client, finished) -> No
 # --- creation-defer-length ------------------------------------------------------------------
 
 
-def test_deferred_length_is_declared_once_by_a_patch(client: Client, finished) -> None:
+def test_deferred_length_is_declared_once_by_a_patch(client: Client, finished: Finished) -> None:
     upload_id = client.create(None)
     assert client.patch(upload_id, 0, b"abc").status == 204
     assert client.head(upload_id).headers["Upload-Defer-Length"] == "1"
@@ -295,7 +300,7 @@ def _partial(client: Client, data: bytes, **meta_values: str) -> str:
 
 
 def test_a_final_upload_is_its_partials_in_order(
-    client: Client, config: TusConfig, finished, upload_dir: Path
+    client: Client, config: TusConfig, finished: Finished, upload_dir: Path
 ) -> None:
     a = _partial(client, b"alpha-", filename="a")
     b = _partial(client, b"beta")
@@ -318,7 +323,7 @@ def test_a_final_upload_is_its_partials_in_order(
     assert len(finished) == 1
 
 
-def test_a_final_without_metadata_of_its_own_has_none(client: Client, finished) -> None:
+def test_a_final_without_metadata_of_its_own_has_none(client: Client, finished: Finished) -> None:
     a = _partial(client, b"x", filename="a")
     r = client.request("POST", None, {"Upload-Concat": f"final;{a}"})
     assert r.status == 201 and finished[0][0].metadata == {}
@@ -374,7 +379,7 @@ def test_a_final_naming_an_unusable_upload_is_refused(
     assert upload_files(upload_dir) == before
 
 
-def test_a_partial_may_be_reused_by_several_finals(client: Client, finished) -> None:
+def test_a_partial_may_be_reused_by_several_finals(client: Client, finished: Finished) -> None:
     a = _partial(client, os.urandom(100))
     for _ in range(2):
         assert client.request("POST", None, {"Upload-Concat": f"final;{a}"}).status == 201

@@ -19,13 +19,13 @@ from tests.support.tus import TusClient, capture_metadata, sha256
 
 
 @pytest.fixture
-def operator(live_server: LiveServer):  # noqa: ANN201
+def operator(live_server: LiveServer) -> tuple[TusClient, int]:
     _name, token = live_server.new_operator()
     _aid, sid = live_server.new_capture_session(token)
     return TusClient(live_server.url, token), sid
 
 
-def _tuspy(live_server: LiveServer, token: str):  # noqa: ANN202
+def _tuspy(live_server: LiveServer, token: str) -> tus_client.TusClient:
     return tus_client.TusClient(
         live_server.url + "/files/", headers={"Authorization": f"Bearer {token}"}
     )
@@ -37,8 +37,8 @@ def _tuspy(live_server: LiveServer, token: str):  # noqa: ANN202
     ids=["0B", "1B", "5MiB", "33MiB-odd"],
 )
 def test_tuspy_uploads_arrive_byte_exact(
-    live_server: LiveServer, operator, size: int, chunk: int
-) -> None:  # noqa: ANN001
+    live_server: LiveServer, operator: tuple[TusClient, int], size: int, chunk: int
+) -> None:
     tus, sid = operator
     data = os.urandom(size)
     uploader = _tuspy(live_server, tus.token).uploader(
@@ -69,8 +69,8 @@ print(u.url)
 
 
 def test_tuspy_stopped_then_resumed_in_a_new_process(
-    live_server: LiveServer, operator, tmp_path: Path
-) -> None:  # noqa: ANN001
+    live_server: LiveServer, operator: tuple[TusClient, int], tmp_path: Path
+) -> None:
     tus, sid = operator
     data = os.urandom(3 << 20)
     path = tmp_path / "file.bin"
@@ -86,7 +86,7 @@ def test_tuspy_stopped_then_resumed_in_a_new_process(
     assert sha256(tus.download(url)) == sha256(data)
 
 
-def test_patch_cut_mid_body_keeps_the_bytes_and_resumes(operator) -> None:  # noqa: ANN001
+def test_patch_cut_mid_body_keeps_the_bytes_and_resumes(operator: tuple[TusClient, int]) -> None:
     tus, sid = operator
     data = os.urandom(2 << 20)
     url = tus.create(len(data), capture_metadata(sid))
@@ -96,7 +96,7 @@ def test_patch_cut_mid_body_keeps_the_bytes_and_resumes(operator) -> None:  # no
     assert sha256(tus.download(url)) == sha256(data)
 
 
-def test_two_patches_at_the_same_offset_one_wins(operator) -> None:  # noqa: ANN001
+def test_two_patches_at_the_same_offset_one_wins(operator: tuple[TusClient, int]) -> None:
     tus, sid = operator
     data = os.urandom(4 << 20)
     url = tus.create(len(data), capture_metadata(sid))
@@ -125,7 +125,9 @@ def _captures_for(live_server: LiveServer, url: str) -> int:
         return db.scalar(select(func.count()).where(Capture.upload_id == upload_id)) or 0
 
 
-def test_finish_runs_once_when_the_last_patch_is_retried(live_server: LiveServer, operator) -> None:  # noqa: ANN001
+def test_finish_runs_once_when_the_last_patch_is_retried(
+    live_server: LiveServer, operator: tuple[TusClient, int]
+) -> None:
     tus, sid = operator
     data = os.urandom(300_000)
     url = tus.create(len(data), capture_metadata(sid))
@@ -163,8 +165,8 @@ def _race_last_chunk(tus: TusClient, url: str, data: bytes, at: int) -> list[int
 
 
 def test_finish_runs_once_when_two_workers_race_for_the_last_chunk(
-    live_server: LiveServer, operator
-) -> None:  # noqa: ANN001
+    live_server: LiveServer, operator: tuple[TusClient, int]
+) -> None:
     tus, sid = operator
     for _ in range(5):
         data = os.urandom(600_000)

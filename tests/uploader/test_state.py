@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from uploader.state import StateStore, UploadKey, default_state_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +65,9 @@ def test_hashes_are_cached_by_path_size_and_mtime(state_path: Path) -> None:
         assert state.cached_sha256(Path("/p/a"), 11, 111) is None
 
 
-def test_default_location_follows_xdg_state_home(monkeypatch, tmp_path: Path) -> None:
+def test_default_location_follows_xdg_state_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_state_path() == tmp_path / "tuscam-upload" / "state.sqlite3"
     monkeypatch.delenv("XDG_STATE_HOME")

@@ -23,8 +23,15 @@ and gunicorn.
 from __future__ import annotations
 
 import traceback
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.glogging import Logger
+
+if TYPE_CHECKING:
+    from gunicorn.config import Config
+    from gunicorn.http.message import Request
+    from gunicorn.http.wsgi import Response
 
 # gunicorn's default access_log_format; any other configured format takes gunicorn's path.
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -38,7 +45,9 @@ def _atom(value: object) -> str:
 class AccessLogger(Logger):
     """gunicorn Logger whose access() formats the default access line without the atoms dict."""
 
-    def access(self, resp, req, environ, request_time) -> None:
+    def access(
+        self, resp: Response, req: Request, environ: dict[str, Any], request_time: timedelta
+    ) -> None:
         if not self.access_log_enabled:
             return
         if not self._fast_path_ok():
@@ -46,16 +55,16 @@ class AccessLogger(Logger):
             return
         try:
             line = self._default_line(resp, environ)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever it is, gunicorn's own path decides
             # Odd input (a missing environ key, ...): let gunicorn do whatever it does with it.
             super().access(resp, req, environ, request_time)
             return
         try:
             self.access_log.info(line)
-        except Exception:
+        except Exception:  # noqa: BLE001 - as gunicorn does: a log line never fails a request
             self.error(traceback.format_exc())
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         # Like gunicorn's own _access_log_enabled: setup() reruns on a configuration reload.
         self._default_format = cfg.access_log_format == DEFAULT_FORMAT
@@ -70,7 +79,7 @@ class AccessLogger(Logger):
                 return False
         return True
 
-    def _default_line(self, resp, environ) -> str:
+    def _default_line(self, resp: Response, environ: dict[str, Any]) -> str:
         """The line DEFAULT_FORMAT % SafeAtoms(self.atoms(...)) gives, from the same sources."""
         status = resp.status
         if isinstance(status, str):
