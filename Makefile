@@ -15,7 +15,7 @@ run: setup  ## set up, then serve on $(HOST):$(PORT) with gunicorn
 test: setup system-deps  ## set up, then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint:  venv node_modules/.installed  ## ruff, mypy (strict on app/tus and services), Biome
+lint:  venv node_modules/.installed  ## ruff, mypy (all code; strict on app/tus and services), Biome
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -119,7 +119,7 @@ def create_session(assessment_id: int) -> Any:
     if assessment is None or not can_see_assessment(user, assessment):
         raise ApiError(404, "not-found", f"There is no assessment {assessment_id}.")
     data = _json_body()
-    operator_id = user.id
+    operator_id: int | None = user.id
     if "operator_id" in data and user.role == Role.ADMIN:
         operator_id = _operator_id(db, data["operator_id"])
     session = CaptureSession(

@@ -4,6 +4,7 @@ object store need not be reachable from browsers, and every download is authoriz
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -52,24 +53,30 @@ def _send(source: Path | StoredObject, **options: Any) -> Response:
     if isinstance(source, Path):
         return send_file(source, **options)
     # A stream of the object's blocks; its ETag and date make conditional requests work.
-    response = send_file(
-        _ObjectReader(source), etag=source.etag, last_modified=source.last_modified, **options
-    )
+    body = io.BufferedReader(_ObjectReader(source), buffer_size=1 << 20)
+    response = send_file(body, etag=source.etag, last_modified=source.last_modified, **options)
     response.content_length = source.size
     return response
 
 
-class _ObjectReader:
-    """The file-like object send_file streams: the S3 body, read in blocks, closed at the end."""
+class _ObjectReader(io.RawIOBase):
+    """The S3 body as a raw file for send_file: read in blocks, closed at the end."""
 
     def __init__(self, stored: StoredObject) -> None:
+        super().__init__()
         self.stored = stored
 
-    def read(self, size: int = -1) -> bytes:
-        return self.stored.body.read(None if size < 0 else size)
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stored.body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         self.stored.body.close()
+        super().close()
 
 
 @files_bp.get("/captures/<int:capture_id>/original")

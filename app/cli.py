@@ -7,13 +7,14 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import click
 from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from app.auth import ROLES, end_sessions, hash_password, new_token
@@ -135,11 +136,16 @@ def revoke_tokens(username: str) -> None:
     """Revoke every API token of a user."""
     with session_factory(current_app)() as db:
         user = _user(db, username)
-        revoked = db.execute(
-            update(ApiToken)
-            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        ).rowcount
+        # An UPDATE's result is a CursorResult (it has rowcount); Session.execute types it Result.
+        result = cast(
+            "CursorResult[Any]",
+            db.execute(
+                update(ApiToken)
+                .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            ),
+        )
+        revoked = result.rowcount
         db.commit()
     click.echo(f"Revoked {revoked} token(s) of {username}; {_token_cache_note()}.")
 

@@ -31,8 +31,10 @@ _INT_KEYS = {
     "LOGIN_MAX_FAILURES_PER_ADDRESS": 50,
     "LOGIN_THROTTLE_SECONDS": 900,
 }
-_STR_KEYS = ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS", "METRICS_TOKEN")
-_STR_KEYS += ("STORAGE_URL", "S3_ENDPOINT_URL", "S3_REGION")
+_STR_KEYS = (
+    *("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS", "METRICS_TOKEN"),
+    *("STORAGE_URL", "S3_ENDPOINT_URL", "S3_REGION"),
+)
 # Storage (app/storage_setup.py): "" = the data folder; s3://BUCKET/PREFIX for several nodes.
 _STR_DEFAULTS = {"STORAGE_URL": "", "S3_ENDPOINT_URL": "", "S3_REGION": "us-east-1"}
 _BOOL_KEYS = {
@@ -120,8 +122,8 @@ def load(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str
     config.setdefault("DATABASE_URL", f"sqlite:///{instance_path / 'tuscam.sqlite3'}")
     config.setdefault("DATA_DIR", str(instance_path / "data"))
     config.setdefault("CORS_ORIGINS", "")
-    for key, default in _STR_DEFAULTS.items():
-        config.setdefault(key, default)
+    for key, text in _STR_DEFAULTS.items():
+        config.setdefault(key, text)
     if "SECRET_KEY" not in config:
         config["SECRET_KEY"] = _secret_key(instance_path)
     return config

@@ -57,7 +57,9 @@ class TimeoutSession(requests.Session):
         super().__init__()
         self.default_timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    def request(
+        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
         return super().request(method, url, *args, **kwargs)
 
@@ -88,6 +90,10 @@ class TuscamUploader(Uploader):
     transfer sets `url` and `offset` after its own HEAD.
     """
 
+    # tuspy initialises both to None, which mypy takes for their type.
+    url: str | None  # type: ignore[assignment]
+    request: _SessionRequest | None  # type: ignore[assignment]
+
     def __init__(self, *args: Any, session: requests.Session, **kwargs: Any) -> None:
         self.session = session
         self.creation_headers: dict[str, str] = {}
@@ -95,7 +101,7 @@ class TuscamUploader(Uploader):
 
     def create_url(self) -> str:
         try:
-            resp = self.session.post(self.client.url, headers=self.get_url_creation_headers())
+            resp = self.session.post(self._client_url(), headers=self.get_url_creation_headers())
         except requests.exceptions.RequestException as error:
             raise TusCommunicationError(error) from error
         self.creation_headers = {k.lower(): v for k, v in resp.headers.items()}
@@ -106,7 +112,7 @@ class TuscamUploader(Uploader):
                 resp.status_code,
                 resp.content,
             )
-        return requests.compat.urljoin(self.client.url, location)
+        return requests.compat.urljoin(self._client_url(), location)
 
     def get_offset(self) -> int:
         resp = self.head()
@@ -114,7 +120,7 @@ class TuscamUploader(Uploader):
 
     def head(self) -> requests.Response:
         try:
-            resp = self.session.head(self.url, headers=self.get_headers())
+            resp = self.session.head(self._upload_url(), headers=self.get_headers())
         except requests.exceptions.RequestException as error:
             raise TusCommunicationError(error) from error
         if resp.status_code in GONE_STATUSES:
@@ -129,12 +135,23 @@ class TuscamUploader(Uploader):
         # No tuspy retry (it sleeps a fixed delay and retries 4xx too); the transfer decides.
         self.request = _SessionRequest(self)
         self.request.perform()
-        if not 200 <= self.request.status_code < 300:
+        status = self.request.status_code
+        if status is None:
+            raise RuntimeError("the PATCH request ended without a status")
+        if not 200 <= status < 300:
             raise TusUploadFailed(
-                f"PATCH failed with status {self.request.status_code}",
-                self.request.status_code,
-                self.request.response_content,
+                f"PATCH failed with status {status}", status, self.request.response_content
             )
+
+    def _client_url(self) -> str:
+        if self.client is None:
+            raise RuntimeError("TuscamUploader needs a client: uploads are created at its URL")
+        return self.client.url
+
+    def _upload_url(self) -> str:
+        if self.url is None:
+            raise RuntimeError("the uploader has no upload URL: create one or set a stored one")
+        return self.url
 
 
 def offset_of(resp: requests.Response) -> int:

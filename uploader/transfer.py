@@ -344,9 +344,12 @@ class Transfer:
                     up.url = None
                     self.state.set_url(key, file.size, None)
             assert completion is not None
-            capture_id, status, reason = self._outcome(completion, up.url)
+            url = up.url
+            if url is None:
+                raise RuntimeError("the file was sent but the uploader has no upload URL")
+            capture_id, status, reason = self._outcome(completion, url)
         result.capture_id, result.status, result.reason = capture_id, status, reason
-        self.state.mark_done(key, file.size, up.url, capture_id, status, reason)
+        self.state.mark_done(key, file.size, url, capture_id, status, reason)
 
     def _create(self, up: TuscamUploader) -> str:
         """POST a new upload. A refusal about the session or the account stops the run: every
@@ -383,7 +386,9 @@ class Transfer:
             return {k.lower(): v for k, v in resp.headers.items()}
         return None
 
-    def _send(self, up: TuscamUploader, size: int, progress: Callable[[int], None]) -> dict:
+    def _send(
+        self, up: TuscamUploader, size: int, progress: Callable[[int], None]
+    ) -> dict[str, str]:
         """PATCH chunks until the server has every byte; the completing response's headers."""
         failures = 0
         while True:
@@ -414,6 +419,8 @@ class Transfer:
             failures = 0
             progress(up.offset)
             if up.offset >= size:
+                if up.request is None:
+                    raise RuntimeError("a PATCH was answered but the uploader kept no request")
                 return up.request.response_headers
 
     def _outcome(self, headers: dict[str, str], url: str) -> tuple[int | None, str, str | None]:

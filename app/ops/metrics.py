@@ -4,7 +4,7 @@ exposition: one worker's registry, or under gunicorn every worker's files added 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from prometheus_client import (
@@ -114,8 +114,12 @@ class GunicornProcesses:
     and open descriptors summed, start time of the master. (A worker that exits takes its CPU
     seconds with it: a counter reset, which rate() handles.)"""
 
-    SUMMED = ("process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds")
-    SUMMED += ("process_virtual_memory_bytes",)
+    SUMMED = (
+        "process_cpu_seconds",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_virtual_memory_bytes",
+    )
 
     def __init__(self, master_pid: int) -> None:
         self.master_pid = master_pid
@@ -125,7 +129,7 @@ class GunicornProcesses:
         totals: dict[str, float] = {}
         start_time = None
         for pid in pids:
-            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
+            for family in ProcessCollector(pid=_constant(pid), registry=None).collect():
                 for sample in family.samples:
                     if family.name in self.SUMMED:
                         totals[family.name] = totals.get(family.name, 0.0) + sample.value
@@ -149,6 +153,10 @@ class GunicornProcesses:
             yield GaugeMetricFamily(
                 "process_start_time_seconds", "start of the gunicorn master (Unix time)", start_time
             )
+
+
+def _constant(pid: int) -> Callable[[], int]:
+    return lambda: pid
 
 
 def _children(pid: int) -> Iterable[int]:

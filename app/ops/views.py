@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
@@ -21,7 +21,7 @@ bp = Blueprint("ops", __name__)
 
 
 def _unauthorized(message: str) -> Response:
-    response = current_app.json.response({"error": "unauthorized", "message": message})
+    response = jsonify({"error": "unauthorized", "message": message})
     response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer realm="tuscam metrics"'
     return response

@@ -218,7 +218,7 @@ class Summary:
 
     def values(self, name: str) -> list[str]:
         i = list(CAPTURE_FILTERS).index(name)
-        return sorted({g[i] for g in self.groups})
+        return sorted({g[:4][i] for g in self.groups})  # the four filter columns: str
 
     def label(self, n: int) -> str:
         """A count for display: a lower bound ("10,000+") once the cap was reached."""
@@ -243,7 +243,7 @@ def session_summary(db: Session, session_id: int) -> Summary:
             select(*cols).where(in_session).order_by(Capture.created_at.desc()).limit(cap + 1)
         ).subquery()
         query = select(*newest.c, func.count()).group_by(*newest.c)
-    return Summary([tuple(r) for r in db.execute(query)], cap)  # type: ignore[misc]
+    return Summary([tuple(r) for r in db.execute(query)], cap)
 
 
 def newest_id(db: Session, session_id: int) -> int:
