@@ -158,6 +158,15 @@ def length_change(current: int | None, sent: int, offset: int) -> TusError:
     return TusError(400, "invalid-length", msg)
 
 
+def not_readable_yet() -> TusError:
+    return TusError(
+        409,
+        "incomplete",
+        "This upload's bytes can be downloaded once it is complete: send HEAD for its offset "
+        "and finish it first.",
+    )
+
+
 def patch_on_final() -> TusError:
     return TusError(
         403,

@@ -51,6 +51,7 @@ from app.tus.storage import (
     Storage,
     StorageUnavailable,
     UploadGone,
+    UploadIncomplete,
     UploadNotFound,
     UploadRecord,
 )
@@ -556,8 +557,16 @@ class TusHandler:
                 "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": "default-src 'none'; sandbox",
             },
-            stream=self.store.read_data(upload_id),
+            stream=self._read(upload_id),
         )
+
+    def _read(self, upload_id: str) -> Iterator[bytes]:
+        try:
+            return self.store.read_data(upload_id)
+        except UploadIncomplete:
+            raise errors.not_readable_yet() from None
+        except (UploadNotFound, UploadGone):
+            raise errors.upload_not_found() from None
 
     # --- shared by the methods --------------------------------------------------------------
 

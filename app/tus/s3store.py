@@ -35,6 +35,7 @@ from app.tus.storage import (
     OwnerUsage,
     StorageUnavailable,
     UploadGone,
+    UploadIncomplete,
     UploadNotFound,
     UploadRecord,
 )
@@ -480,13 +481,6 @@ class S3Store:
                 f"the object store at bucket {self.bucket!r} could not be reached while "
                 f"{doing}: {exc}"
             ) from exc
-
-
-class UploadIncomplete(Exception):
-    """The bytes of an unfinished upload on S3 cannot be read until it completes."""
-
-    def __init__(self, upload_id: str) -> None:
-        super().__init__(f"upload {upload_id} is unfinished: its bytes can be read once complete")
 
 
 def _live(row: Row[Any] | None, upload_id: str) -> Row[Any]:

@@ -124,6 +124,14 @@ class OffsetMismatch(Exception):
         self.stored = stored
 
 
+class UploadIncomplete(Exception):
+    """read_data on an unfinished upload a store cannot read yet (S3 reads no parts of an open
+    multipart upload); answered 409."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"upload {upload_id} is unfinished: its bytes can be read once complete")
+
+
 class StorageUnavailable(Exception):
     """The store cannot be reached now (answered 503 with Retry-After); nothing was lost."""
 
@@ -173,7 +181,8 @@ class Storage(Protocol):
         """The whole data as a local file while the with-block runs (for the finish hook)."""
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
-        """The stored bytes in blocks (GET)."""
+        """The stored bytes in blocks (GET); UploadIncomplete where an unfinished upload
+        cannot be read."""
 
     def terminate(self, upload_id: str, reason: str, at: datetime) -> None:
         """Remove the data, leaving a tombstone (410 afterwards). reason "retired" keeps the

@@ -25,3 +25,16 @@ for _name in (
 @pytest.fixture
 def store(s3_store: S3Store) -> Storage:
     return s3_store
+
+
+def test_get_of_an_unfinished_upload_in_parts_is_409_until_it_is_complete(
+    client: Client,  # noqa: F405 (from the star import above)
+) -> None:
+    upload_id = client.create(9 << 20)  # the config's Tus-Max-Size is 10 MB
+    assert client.patch(upload_id, 0, b"p" * (6 << 20)).status == 204  # one 6 MiB part
+    r = client.request("GET", upload_id)
+    assert r.status == 409 and b"complete" in r.body
+    assert client.patch(upload_id, 6 << 20, b"q" * (3 << 20)).status == 204
+    r = client.request("GET", upload_id)
+    assert r.status == 200 and r.stream is not None
+    assert sum(len(block) for block in r.stream) == 9 << 20

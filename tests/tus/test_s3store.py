@@ -20,12 +20,13 @@ from sqlalchemy.engine import Engine
 
 from app.tus.s3parts import MAX_PARTS, MIN_PART_SIZE, part_size_for
 from app.tus.s3schema import tus_upload_parts, tus_uploads
-from app.tus.s3store import S3Store, UploadIncomplete
+from app.tus.s3store import S3Store
 from app.tus.storage import (
     OffsetMismatch,
     OwnerUsage,
     StorageUnavailable,
     UploadGone,
+    UploadIncomplete,
     UploadNotFound,
     UploadRecord,
 )
