@@ -3,10 +3,12 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from app.tus.s3schema import metadata as tus_metadata
 from services.models import Base, TZDateTime
 
 config = context.config
-target_metadata = Base.metadata
+# The application's models and the S3 store's tables (app/tus imports no models).
+target_metadata = [Base.metadata, tus_metadata]
 
 
 def run_migrations_offline() -> None:

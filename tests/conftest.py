@@ -17,6 +17,7 @@ from app import create_app
 from app.cli import upgrade_database
 from app.db import session_factory
 from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.seaweedfs import SeaweedFS, start_seaweedfs
 from tests.support.server import LiveServer, start_live_server
 
 
@@ -30,6 +31,26 @@ def postgres() -> Iterator[PostgresServer]:
         pytest.skip(f"PostgreSQL is not available here: {exc}")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedFS]:
+    """A real SeaweedFS S3 gateway on 127.0.0.1 for the whole run (tests that stop the store
+    start their own with `start_seaweedfs()`)."""
+    try:
+        server = start_seaweedfs()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"SeaweedFS is not available here: {exc}")
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(seaweedfs: SeaweedFS) -> str:
+    """A bucket in the session's SeaweedFS; tests keep apart by a key prefix of their own."""
+    return seaweedfs.create_bucket("tuscam-test")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

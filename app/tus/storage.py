@@ -32,6 +32,11 @@ class OffsetMismatch(Exception):
         self.stored = stored
 
 
+class StorageUnavailable(Exception):
+    """The storage behind the uploads cannot be reached or refused an operation (an object
+    store down): a retryable condition (503 + Retry-After). Nothing unrecorded was kept."""
+
+
 @dataclass
 class UploadRecord:
     """What is stored about an upload. offset is not stored: it is the size of the data."""

@@ -1,0 +1,780 @@
+"""S3Store: tus uploads on S3-compatible object storage, one multipart upload per tus upload,
+with the record, the offset and the list of parts in PostgreSQL (app/tus/s3schema.py).
+
+Layout in the bucket, under the prefix:
+    <prefix>/<id>                 the upload's data once complete (the multipart upload completed)
+    <prefix>/<id>.tail-<random>   the bytes after the last part while they are fewer than a part
+The database is the truth: an object or a multipart upload no row points to is a stray
+(`strays()`, removed by `sweep()`), never data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine, Row
+
+from app.tus.protocol import is_upload_id
+from app.tus.s3schema import tus_upload_parts, tus_uploads
+from app.tus.storage import (
+    ChunkSource,
+    OffsetMismatch,
+    StorageUnavailable,
+    UploadGone,
+    UploadNotFound,
+    UploadRecord,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_PART_SIZE = 5 << 20  # S3: every part but the last (EntityTooSmall otherwise)
+MAX_PARTS = 10_000  # S3: part numbers 1..10000
+READ_BLOCK = 1 << 20  # blocks of GET bodies and downloads
+STRAY_SECONDS = 3600  # a multipart upload or tail older than this, with no row, is a stray
+
+
+def part_size_for(max_size: int) -> int:
+    """The smallest part size (whole MiB, at least 5 MiB) with which 10,000 parts hold
+    max_size bytes. Parts are between this and twice this, the last one smaller."""
+    mib = 1 << 20
+    per_part = -(-max_size // MAX_PARTS)
+    return max(MIN_PART_SIZE, -(-per_part // mib) * mib)
+
+
+@dataclass(frozen=True)
+class Stray:
+    """Something in the bucket that no upload row points to."""
+
+    kind: str  # "multipart" or "object"
+    key: str
+    since: datetime
+    multipart_id: str | None = None
+
+
+@dataclass
+class _Part:
+    number: int
+    size: int
+    etag: str
+
+
+class S3Store:
+    """Storage on S3 for several machines (the Storage protocol of app/tus/storage.py).
+
+    Invariants:
+    - upload_offset (a column) = the recorded parts' sizes + tail_size, and it is raised only in
+      the transaction that records the bytes, after they are in S3: HEAD never reports a byte
+      that S3 does not hold, whichever node answers.
+    - Parts are between part_size and 2 x part_size bytes (the last may be smaller), so
+      10,000 parts cover max_size; bytes that do not fill a part wait in a tail object, which is
+      read back and sent at the front of the next part. A new tail always gets a new key, and
+      the old one is deleted only after the row points to the new one: a crash leaves a stray,
+      never a row pointing to half an object.
+    - The list of parts is never rebuilt from ListParts: a part uploaded by a request that
+      then failed is simply not recorded, and the next part of the same number replaces it.
+    - Memory per request: one buffer of 2 x part_size, whatever the upload's size.
+    - An upload that completes before its first part is stored with one PutObject (a photo:
+      one request to S3, not four).
+    - Every S3 failure raises StorageUnavailable (503 + Retry-After); nothing is recorded
+      for bytes that did not reach S3, so a client resumes from the last recorded offset.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str,
+        engine: Engine,
+        *,
+        max_size: int,
+        temp_dir: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.engine = engine
+        self.part_size = part_size_for(max_size)
+        self.temp_dir = temp_dir
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def key(self, upload_id: str) -> str:
+        if not is_upload_id(upload_id):
+            raise UploadNotFound(upload_id)
+        return f"{self.prefix}/{upload_id}" if self.prefix else upload_id
+
+    def _new_tail_key(self, upload_id: str) -> str:
+        return f"{self.key(upload_id)}.tail-{secrets.token_hex(8)}"
+
+    # --- records ------------------------------------------------------------------------------
+
+    def create(self, record: UploadRecord) -> None:
+        self.key(record.id)
+        with self.engine.begin() as conn:
+            conn.execute(insert(tus_uploads).values(**_record_values(record), upload_offset=0))
+
+    def get_info(self, upload_id: str) -> UploadRecord:
+        self.key(upload_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+        return _to_record(_live(row, upload_id))
+
+    def save_info(self, record: UploadRecord) -> None:
+        """Replace the record; the offset and the S3 state are the store's own."""
+        self.key(record.id)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(tus_uploads)
+                .where(tus_uploads.c.id == record.id, tus_uploads.c.gone_reason.is_(None))
+                .values(**_record_values(record))
+            )
+
+    def list_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            ids = conn.scalars(
+                select(tus_uploads.c.id)
+                .where(tus_uploads.c.gone_reason.is_(None))
+                .order_by(tus_uploads.c.id)
+            )
+            return list(ids)
+
+    def owner_usage(self, owner: str, now: datetime) -> tuple[int, int]:
+        """(unfinished uploads, their declared or stored bytes) of an owner, unexpired."""
+        size = func.coalesce(tus_uploads.c.length, tus_uploads.c.upload_offset)
+        unfinished = and_(
+            tus_uploads.c.owner == owner,
+            tus_uploads.c.gone_reason.is_(None),
+            or_(
+                tus_uploads.c.length.is_(None),
+                tus_uploads.c.upload_offset < tus_uploads.c.length,
+            ),
+            or_(tus_uploads.c.expires_at.is_(None), tus_uploads.c.expires_at > now),
+        )
+        with self.engine.connect() as conn:
+            count, total = conn.execute(
+                select(func.count(), func.coalesce(func.sum(size), 0)).where(unfinished)
+            ).one()
+        return int(count), int(total)
+
+    # --- data ---------------------------------------------------------------------------------
+
+    def write_chunk(
+        self,
+        upload_id: str,
+        source: ChunkSource,
+        offset: int,
+        limit: int | None,
+        *,
+        check: Callable[[], None] | None = None,
+    ) -> int:
+        """Append at most limit bytes. Without check, each part is recorded as soon as S3 holds
+        it (a body cut or failed later keeps what went before); with check, nothing is recorded
+        until check() returns (uploaded parts that are not recorded are replaced later)."""
+        self.key(upload_id)
+        with self.engine.connect() as conn:
+            row = _live(
+                conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
+                upload_id,
+            )
+            parts = _parts(conn, upload_id)
+        if row.upload_offset != offset:
+            raise OffsetMismatch(offset, row.upload_offset)
+        if row.stored or limit == 0:
+            return 0
+        writer = _PartWriter(self, row, parts, record_each=check is None)
+        try:
+            received = writer.receive(source, limit)
+            if received and check is not None:
+                check()
+        except BaseException as exc:
+            if check is not None:
+                writer.discard()
+            elif writer.filled and not isinstance(exc, StorageUnavailable):
+                # A plain body whose reading failed: what arrived is kept, as on disk.
+                with suppress(StorageUnavailable, UploadNotFound):
+                    writer.finish()
+            raise
+        if received:
+            writer.finish()
+        return received
+
+    def make_durable(self, upload_id: str) -> None:
+        """Complete the multipart upload (or store the tail as the object): from here on the
+        data is one object, readable by any node. Idempotent."""
+        self.key(upload_id)
+        with self.engine.connect() as conn:
+            row = _live(
+                conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
+                upload_id,
+            )
+            parts = _parts(conn, upload_id)
+        if row.stored:
+            return
+        if row.length is None or row.upload_offset != row.length:
+            raise ValueError(f"upload {upload_id} is not complete: nothing to make durable")
+        key = self.key(upload_id)
+        with self._s3("storing the completed upload"):
+            if row.multipart_id is None:
+                if row.tail_key:
+                    self.client.copy_object(
+                        Bucket=self.bucket, Key=key, CopySource=self._source(row.tail_key)
+                    )
+                else:
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=b"")
+            else:
+                if row.tail_key:
+                    number = parts[-1].number + 1 if parts else 1
+                    result = self.client.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=key,
+                        UploadId=row.multipart_id,
+                        PartNumber=number,
+                        CopySource=self._source(row.tail_key),
+                    )
+                    parts.append(_Part(number, row.tail_size, result["CopyPartResult"]["ETag"]))
+                self._complete_multipart(key, row.multipart_id, parts, row.length)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(tus_uploads)
+                .where(tus_uploads.c.id == upload_id)
+                .values(stored=True, multipart_id=None, tail_key=None, tail_size=0)
+            )
+            conn.execute(delete(tus_upload_parts).where(tus_upload_parts.c.upload_id == upload_id))
+        if row.tail_key:
+            self._delete_quietly(row.tail_key)
+
+    def _complete_multipart(
+        self, key: str, multipart_id: str, parts: list[_Part], length: int
+    ) -> None:
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=multipart_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]
+                },
+            )
+        except self.client.exceptions.NoSuchUpload:
+            # Completed by an earlier call whose row update did not happen (a crash): the
+            # object tells.
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
+            if head["ContentLength"] != length:
+                raise
+            log.info("multipart upload of %s was already complete", key)
+
+    @contextmanager
+    def local_file(self, upload_id: str) -> Iterator[Path]:
+        """The whole data downloaded to a temporary file, removed when the block ends."""
+        self.make_durable(upload_id)
+        fd, name = tempfile.mkstemp(prefix="tus-", suffix=".data", dir=self.temp_dir)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for block in self.read_data(upload_id):
+                    out.write(block)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def read_data(self, upload_id: str) -> Iterator[bytes]:
+        """The stored bytes in blocks. An unfinished upload whose bytes are in parts cannot be
+        read (S3 reads no parts of an open multipart upload): UploadIncomplete."""
+        row = self._row(upload_id)
+        if row.stored:
+            key = self.key(upload_id)
+        elif row.multipart_id is None and row.tail_key:
+            key = row.tail_key
+        elif row.upload_offset == 0:
+            return iter(())
+        else:
+            raise UploadIncomplete(upload_id)
+        with self._s3("reading the upload"):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return self._blocks(body)
+
+    def _blocks(self, body: Any) -> Iterator[bytes]:
+        try:
+            while True:
+                with self._s3("reading the upload"):
+                    block = body.read(READ_BLOCK)
+                if not block:
+                    return
+                yield block
+        finally:
+            body.close()
+
+    # --- termination and concatenation --------------------------------------------------------
+
+    def terminate(self, upload_id: str, reason: str, at: datetime) -> None:
+        """S3 first (abort the multipart upload, delete tail and object), then the tombstone:
+        if S3 fails, nothing changes and the caller can try again."""
+        key = self.key(upload_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+        if row is not None and row.gone_reason is None:
+            with self._s3("removing the upload"):
+                if row.multipart_id:
+                    self._abort(key, row.multipart_id)
+                for target in (row.tail_key, key if row.stored else None):
+                    if target:
+                        self.client.delete_object(Bucket=self.bucket, Key=target)
+        tomb = {
+            "gone_reason": reason,
+            "gone_at": at,
+            "multipart_id": None,
+            "tail_key": None,
+            "tail_size": 0,
+            "stored": False,
+        }
+        with self.engine.begin() as conn:
+            conn.execute(delete(tus_upload_parts).where(tus_upload_parts.c.upload_id == upload_id))
+            if row is None:
+                conn.execute(
+                    insert(tus_uploads).values(
+                        id=upload_id, owner="", created_at=at, record="{}", **tomb
+                    )
+                )
+            else:
+                conn.execute(
+                    update(tus_uploads).where(tus_uploads.c.id == upload_id).values(**tomb)
+                )
+
+    def _abort(self, key: str, multipart_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=multipart_id)
+        except self.client.exceptions.NoSuchUpload:
+            pass  # aborted already
+
+    def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
+        """The final upload's data is the parts' data streamed through the same part writer
+        (the parts' objects may be smaller than 5 MiB, which UploadPartCopy cannot take but
+        for the last part); its row appears only once the object is whole."""
+        key = self.key(record.id)
+        for part_id in part_ids:
+            self.make_durable(part_id)
+        empty = _EmptyRow(record.id)
+        writer = _PartWriter(self, empty, [], record_each=False)
+        try:
+            for part_id in part_ids:
+                writer.receive(_BodySource(self, self.key(part_id)), None)
+            writer.complete_new()
+        except BaseException:
+            writer.discard()
+            raise
+        record.offset = writer.total
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(tus_uploads).values(
+                    **_record_values(record), upload_offset=writer.total, stored=True
+                )
+            )
+        log.debug("concatenated %d parts into %s", len(part_ids), key)
+
+    # --- housekeeping -------------------------------------------------------------------------
+
+    def strays(self, older_than: datetime | None = None) -> list[Stray]:
+        """Multipart uploads and tails under the prefix that no live row points to (a crash
+        between S3 and the database), older than `older_than`."""
+        before = older_than or (self.clock() - timedelta(seconds=STRAY_SECONDS))
+        with self.engine.connect() as conn:
+            live = conn.execute(
+                select(tus_uploads.c.multipart_id, tus_uploads.c.tail_key).where(
+                    tus_uploads.c.gone_reason.is_(None)
+                )
+            ).all()
+        multiparts = {m for m, _ in live if m}
+        tails = {t for _, t in live if t}
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        found: list[Stray] = []
+        with self._s3("listing strays"):
+            pages = self.client.get_paginator("list_multipart_uploads")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
+                for upload in page.get("Uploads", ()):
+                    initiated = upload["Initiated"]
+                    if upload["UploadId"] not in multiparts and initiated < before:
+                        found.append(
+                            Stray("multipart", upload["Key"], initiated, upload["UploadId"])
+                        )
+            pages = self.client.get_paginator("list_objects_v2")
+            for page in pages.paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", ()):
+                    name = obj["Key"][len(prefix) :]
+                    if ".tail-" in name and obj["Key"] not in tails:
+                        if obj["LastModified"] < before:
+                            found.append(Stray("object", obj["Key"], obj["LastModified"]))
+        return found
+
+    def sweep(self, tombstones_before: datetime) -> int:
+        """Forget old tombstones; abort stray multipart uploads, delete stray tails."""
+        with self.engine.begin() as conn:
+            removed = conn.execute(
+                delete(tus_uploads).where(
+                    tus_uploads.c.gone_reason.is_not(None),
+                    tus_uploads.c.gone_at < tombstones_before,
+                )
+            ).rowcount
+        for stray in self.strays():
+            with self._s3("removing a stray"):
+                if stray.multipart_id:
+                    self._abort(stray.key, stray.multipart_id)
+                else:
+                    self.client.delete_object(Bucket=self.bucket, Key=stray.key)
+            log.warning("removed stray %s %s (since %s)", stray.kind, stray.key, stray.since)
+            removed += 1
+        return removed
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _row(self, upload_id: str) -> Row:
+        self.key(upload_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+        return _live(row, upload_id)
+
+    def _source(self, key: str) -> dict[str, str]:
+        return {"Bucket": self.bucket, "Key": key}
+
+    def _delete_quietly(self, key: str) -> None:
+        """Delete an object nothing points to any more; if S3 fails now, it is a stray."""
+        try:
+            with self._s3("deleting an old tail"):
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+        except StorageUnavailable:
+            log.warning("could not delete %s (a stray now; the next sweep removes it)", key)
+
+    @contextmanager
+    def _s3(self, doing: str) -> Iterator[None]:
+        """One place that turns an S3 failure into StorageUnavailable."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in ("NoSuchUpload",):
+                raise
+            raise StorageUnavailable(
+                f"the object store refused {doing} in bucket {self.bucket!r}: "
+                f"{error.get('Code', '?')} {error.get('Message', '')}".rstrip()
+            ) from exc
+        except (BotoCoreError, OSError) as exc:
+            raise StorageUnavailable(
+                f"the object store at bucket {self.bucket!r} could not be reached while "
+                f"{doing}: {exc}"
+            ) from exc
+
+
+class UploadIncomplete(Exception):
+    """The bytes of an unfinished upload on S3 cannot be read until it completes."""
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(f"upload {upload_id} is unfinished: its bytes can be read once complete")
+
+
+class _PartWriter:
+    """Streams bytes into parts of part_size..2 x part_size through one buffer, the row's tail
+    first. record_each: every full part is recorded as soon as S3 holds it (a plain PATCH);
+    otherwise parts wait in `pending` until finish() (a checked chunk, a concatenation)."""
+
+    def __init__(self, store: S3Store, row: Any, parts: list[_Part], *, record_each: bool):
+        self.store = store
+        self.row = row
+        self.upload_id: str = row.id
+        self.key = store.key(row.id)
+        self.capacity = 2 * store.part_size
+        self.multipart_id: str | None = row.multipart_id
+        self.created_multipart = False
+        self.parts = parts  # recorded
+        self.pending: list[_Part] = []  # in S3, not recorded yet
+        self.record_each = record_each
+        self.tail_key: str | None = row.tail_key  # the tail the row points to
+        self.tail_size: int = row.tail_size
+        self.new_tail: str | None = None
+        self.total = row.upload_offset  # bytes in S3 or in the buffer
+        self.buffer: bytearray | None = None
+        self.filled = 0
+        self.stored = False
+
+    def receive(self, source: Any, limit: int | None) -> int:
+        """Read the source to its end (or limit), sending each full buffer as a part."""
+        received = 0
+        while limit is None or received < limit:
+            fresh = self.buffer is None
+            if fresh:
+                self.buffer = bytearray(self.capacity)
+                # The tail goes in front; it is read from S3 only once a byte has arrived, so
+                # an empty body costs S3 nothing.
+                self.filled = self.tail_size if self.tail_key and not received else 0
+            room = self.capacity - self.filled
+            if limit is not None:
+                room = min(room, limit - received)
+            with memoryview(self.buffer) as view:
+                n = source.readinto(view[self.filled : self.filled + room])
+            if not n:
+                if fresh:
+                    self.buffer = None
+                break
+            if fresh and self.filled:
+                self._read_tail()
+            self.filled += n
+            received += n
+            self.total += n
+            if self.filled == self.capacity:
+                self._store_part()
+        if self.buffer is not None and self.filled == 0:
+            self.buffer = None
+        return received
+
+    def _read_tail(self) -> None:
+        assert self.buffer is not None and self.tail_key is not None
+        size, got = self.tail_size, 0
+        with self.store._s3("reading the tail of the upload"):
+            body = self.store.client.get_object(Bucket=self.store.bucket, Key=self.tail_key)
+            with memoryview(self.buffer) as view:
+                while got < size:
+                    block = body["Body"].read(min(READ_BLOCK, size - got))
+                    if not block:
+                        break
+                    view[got : got + len(block)] = block
+                    got += len(block)
+            body["Body"].close()
+        if got != size:
+            raise StorageUnavailable(
+                f"the tail of upload {self.upload_id} holds {got} bytes, not {size}"
+            )
+
+    def _store_part(self) -> None:
+        """Upload the buffer as the next part (recorded at once with record_each)."""
+        assert self.buffer is not None
+        if self.filled != self.capacity:
+            del self.buffer[self.filled :]  # in place: botocore sends a bytearray as it is
+        number = (self.parts[-1].number if self.parts else 0) + len(self.pending) + 1
+        if number > MAX_PARTS:
+            raise StorageUnavailable(f"upload {self.upload_id} would need over 10,000 parts")
+        with self.store._s3("storing a part of the upload"):
+            if self.multipart_id is None:
+                created = self.store.client.create_multipart_upload(
+                    Bucket=self.store.bucket, Key=self.key
+                )
+                self.multipart_id = created["UploadId"]
+                self.created_multipart = True
+            result = self.store.client.upload_part(
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self.multipart_id,
+                PartNumber=number,
+                Body=self.buffer,
+            )
+        self.pending.append(_Part(number, self.filled, result["ETag"]))
+        self.buffer = None
+        self.filled = 0
+        if self.record_each:
+            self._record(tail_key=None, tail_size=0)
+
+    def finish(self) -> None:
+        """At the end of the body: what is left becomes a part (if it is big enough, or the
+        upload is complete), the whole object (complete before a first part), or the new
+        tail; then everything is recorded in one transaction."""
+        if self.buffer is None or not self.filled:
+            if self.pending:
+                self._record(tail_key=None, tail_size=0)
+            return
+        length = self.row.length
+        complete = length is not None and self.total == length
+        if complete and self.multipart_id is None:
+            with self.store._s3("storing the upload"):
+                self.store.client.put_object(
+                    Bucket=self.store.bucket, Key=self.key, Body=self._take()
+                )
+            self.stored = True
+            self._record(tail_key=None, tail_size=0)
+        elif complete or self.filled >= self.store.part_size:
+            self._store_part()
+            if not self.record_each:
+                self._record(tail_key=None, tail_size=0)
+        else:
+            key = self.store._new_tail_key(self.upload_id)
+            size = self.filled
+            with self.store._s3("storing the end of the chunk"):
+                self.store.client.put_object(Bucket=self.store.bucket, Key=key, Body=self._take())
+            self.new_tail = key
+            self._record(tail_key=key, tail_size=size)
+
+    def _take(self) -> bytearray:
+        assert self.buffer is not None
+        data = self.buffer
+        del data[self.filled :]
+        self.buffer = None
+        self.filled = 0
+        return data
+
+    def _record(self, *, tail_key: str | None, tail_size: int) -> None:
+        """One transaction: the pending parts, the tail and the new offset; then the old
+        tail, which nothing points to any more, is deleted."""
+        parts = self.parts + self.pending
+        offset = sum(p.size for p in parts) + tail_size
+        if self.stored:
+            offset = self.total
+        values: dict[str, Any] = {
+            "upload_offset": offset,
+            "multipart_id": self.multipart_id,
+            "tail_key": tail_key,
+            "tail_size": tail_size,
+            "stored": self.stored,
+        }
+        with self.store.engine.begin() as conn:
+            if self.pending:
+                conn.execute(
+                    insert(tus_upload_parts),
+                    [
+                        {"upload_id": self.upload_id, "number": p.number}
+                        | {"size": p.size, "etag": p.etag}
+                        for p in self.pending
+                    ],
+                )
+            result = conn.execute(
+                update(tus_uploads)
+                .where(tus_uploads.c.id == self.upload_id, tus_uploads.c.gone_reason.is_(None))
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                raise UploadNotFound(self.upload_id)  # terminated meanwhile: strays now
+        self.parts, self.pending = parts, []
+        old, self.tail_key, self.tail_size = self.tail_key, tail_key, tail_size
+        if old and old != tail_key:
+            self.store._delete_quietly(old)
+
+    def complete_new(self) -> None:
+        """Concatenation: store what is left and complete the new object (no row yet)."""
+        if self.buffer is not None and self.filled and self.multipart_id is None:
+            with self.store._s3("storing the upload"):
+                self.store.client.put_object(
+                    Bucket=self.store.bucket, Key=self.key, Body=self._take()
+                )
+        elif self.buffer is not None and self.filled:
+            self._store_part()
+        elif self.multipart_id is None:
+            with self.store._s3("storing the upload"):
+                self.store.client.put_object(Bucket=self.store.bucket, Key=self.key, Body=b"")
+        if self.multipart_id is not None:
+            with self.store._s3("completing the upload"):
+                self.store._complete_multipart(
+                    self.key, self.multipart_id, self.pending, self.total
+                )
+            self.multipart_id = None
+        self.stored = True
+
+    def discard(self) -> None:
+        """A checked chunk that failed its check, or a failed concatenation: nothing is
+        recorded; what this request alone put in S3 goes (unrecorded parts of an existing
+        multipart upload are replaced by the next parts of the same numbers)."""
+        self.buffer = None
+        try:
+            with self.store._s3("discarding a refused chunk"):
+                if self.new_tail:
+                    self.store.client.delete_object(Bucket=self.store.bucket, Key=self.new_tail)
+                if self.created_multipart and self.multipart_id and not self.parts:
+                    self.store._abort(self.key, self.multipart_id)
+                if self.stored and isinstance(self.row, _EmptyRow):
+                    self.store.client.delete_object(Bucket=self.store.bucket, Key=self.key)
+        except StorageUnavailable:
+            log.warning("could not discard what upload %s stored (strays now)", self.upload_id)
+
+
+class _EmptyRow:
+    """The state of an upload that has no row yet (a final upload being assembled)."""
+
+    def __init__(self, upload_id: str) -> None:
+        self.id = upload_id
+        self.multipart_id = None
+        self.tail_key = None
+        self.tail_size = 0
+        self.upload_offset = 0
+        self.length = None
+
+
+class _BodySource:
+    """A ChunkSource over an object's GET body."""
+
+    def __init__(self, store: S3Store, key: str) -> None:
+        with store._s3("reading a part upload"):
+            self.body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
+        self.store = store
+
+    def readinto(self, buffer: memoryview) -> int:
+        with self.store._s3("reading a part upload"):
+            data = self.body.read(min(len(buffer), READ_BLOCK))
+        buffer[: len(data)] = data
+        if not data:
+            self.body.close()
+        return len(data)
+
+
+def _live(row: Row | None, upload_id: str) -> Row:
+    if row is None:
+        raise UploadNotFound(upload_id)
+    if row.gone_reason is not None:
+        raise UploadGone(upload_id, row.gone_reason, row.owner)
+    return row
+
+
+def _parts(conn: Connection, upload_id: str) -> list[_Part]:
+    rows = conn.execute(
+        select(tus_upload_parts.c.number, tus_upload_parts.c.size, tus_upload_parts.c.etag)
+        .where(tus_upload_parts.c.upload_id == upload_id)
+        .order_by(tus_upload_parts.c.number)
+    )
+    return [_Part(*r) for r in rows]
+
+
+def _record_values(record: UploadRecord) -> dict[str, Any]:
+    data = record.to_json()
+    rest = {
+        k: v
+        for k, v in data.items()
+        if k not in ("id", "owner", "length", "created_at", "expires_at", "finished")
+    }
+    return {
+        "id": record.id,
+        "owner": record.owner,
+        "length": record.length,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "record": json.dumps(rest),
+        "finished": record.finished,
+    }
+
+
+def _to_record(row: Row) -> UploadRecord:
+    data = json.loads(row.record)
+    data.update(
+        id=row.id,
+        owner=row.owner,
+        length=row.length,
+        created_at=_aware(row.created_at).isoformat(),
+        expires_at=_aware(row.expires_at).isoformat() if row.expires_at else None,
+        finished=row.finished,
+    )
+    offset = row.upload_offset
+    if row.length is not None:
+        offset = min(offset, row.length)
+    return UploadRecord.from_json(data, offset=offset)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (the tables also run there in tests of the schema)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

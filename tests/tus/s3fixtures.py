@@ -1,0 +1,48 @@
+"""Fixtures for the S3 store: a migrated PostgreSQL database and an S3Store on the session's
+SeaweedFS under a key prefix of each test's own (imported by the conftest of tests/tus)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from app.cli import upgrade_database
+from app.tus.s3store import S3Store
+from tests.support.postgres import PostgresServer
+from tests.support.seaweedfs import SeaweedFS
+
+MAX_SIZE = 10_000_000  # small: parts of the 5 MiB minimum
+
+
+@pytest.fixture(scope="session")
+def tus_database(postgres: PostgresServer) -> Iterator[Engine]:
+    """One migrated database for the S3 store's tests (rows are keyed by random upload ids)."""
+    url = postgres.create_database("s3_" + secrets.token_hex(6))
+    upgrade_database(url)
+    engine = create_engine(url, pool_size=10)
+    yield engine
+    engine.dispose()
+
+
+def make_s3_store(
+    seaweedfs: SeaweedFS, bucket: str, engine: Engine, tmp_path: Path, **options: object
+) -> S3Store:
+    return S3Store(
+        seaweedfs.client(),
+        bucket,
+        f"t-{secrets.token_hex(4)}",
+        engine,
+        max_size=int(options.pop("max_size", MAX_SIZE)),  # type: ignore[call-overload]
+        temp_dir=tmp_path,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def s3_store(seaweedfs: SeaweedFS, s3_bucket: str, tus_database: Engine, tmp_path: Path) -> S3Store:
+    return make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
