@@ -18,6 +18,7 @@ from app.access import require_visible_capture
 from app.auth import current_principal, current_user, login_required, principal_from_bearer
 from app.db import get_db, session_factory
 from app.errors import ApiError
+from app.lockers import postgres_locker
 from app.tus.config import TusConfig
 from app.tus.errors import TusError
 from app.tus.handler import TusHandler
@@ -159,7 +160,7 @@ def make_handler(app: Flask) -> TusHandler:
         max_unfinished_per_owner=app.config["TUS_MAX_UNFINISHED_PER_USER"] or None,
     )
     hooks = CaptureHooks(session_factory(app), capture_store(app), app.config["MAX_IMAGE_PIXELS"])
-    return TusHandler(config, hooks=hooks.hooks())
+    return TusHandler(config, locker=postgres_locker(app.config), hooks=hooks.hooks())
 
 
 def capture_store(app: Flask) -> CaptureStore:

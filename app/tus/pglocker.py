@@ -37,6 +37,7 @@ import psycopg
 from psycopg import pq
 
 from app.tus.locking import LockTimeout
+from app.tus.storage import StorageUnavailable
 
 log = logging.getLogger("app.tus")
 
@@ -65,8 +66,9 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-class LockerUnavailable(Exception):
-    """PostgreSQL cannot be reached, so no lock can be taken (the handler answers 503)."""
+class LockerUnavailable(StorageUnavailable):
+    """PostgreSQL cannot be reached, so no lock can be taken: retryable, as the store's own
+    outages are (503 with Retry-After)."""
 
 
 def lock_number(key: str) -> int:
