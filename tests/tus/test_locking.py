@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -302,11 +303,19 @@ def test_a_holder_sees_a_request_from_another_process_and_keeps_the_lock(
 # --- through the handler ----------------------------------------------------------------------
 
 
-def test_a_busy_upload_answers_423_with_retry_after(tmp_path: Path) -> None:
-    handler = TusHandler(TusConfig(upload_dir=tmp_path, lock_timeout=0.3))
-    client = Client(handler)
+@pytest.fixture
+def nodes(config: TusConfig, make_locker: MakeLocker) -> tuple[Client, Client]:
+    """Two handlers on one store, each with a locker of its own: two processes, or two nodes."""
+    first, second = (Client(TusHandler(config, locker=make_locker())) for _ in range(2))
+    return first, second
+
+
+def test_a_busy_upload_answers_423_with_retry_after(
+    config: TusConfig, make_locker: MakeLocker
+) -> None:
+    client = Client(TusHandler(replace(config, lock_timeout=0.3), locker=make_locker()))
     upload_id = client.create(10)
-    with handler.locker.lock(upload_id, 1):
+    with make_locker().lock(upload_id, 1):
         started = time.monotonic()
         r = client.patch(upload_id, 0, b"abc")
         assert time.monotonic() - started < 1.5
@@ -316,28 +325,32 @@ def test_a_busy_upload_answers_423_with_retry_after(tmp_path: Path) -> None:
 
 
 def test_two_patches_at_one_offset_one_wins_and_the_data_is_intact(
-    client: Client, config: TusConfig
+    nodes: tuple[Client, Client], config: TusConfig
 ) -> None:
     data = os.urandom(40_000)
-    upload_id = client.create(len(data) * 2)
+    upload_id = nodes[0].create(len(data) * 2)
     barrier = threading.Barrier(2)
     statuses: list[int] = []
 
-    def send(payload: bytes) -> None:
+    def send(client: Client, payload: bytes) -> None:
         barrier.wait()
         statuses.append(client.patch(upload_id, 0, SlowStream(payload), len(payload)).status)
 
-    threads = [threading.Thread(target=send, args=(p,)) for p in (data, data[::-1])]
+    payloads = (data, data[::-1])
+    threads = [threading.Thread(target=send, args=(nodes[i], payloads[i])) for i in (0, 1)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert sorted(statuses)[0] == 204 and sorted(statuses)[1] in (409, 423), statuses
-    assert client.offset(upload_id) == len(data)
+    assert nodes[1].offset(upload_id) == len(data)
     assert (config.upload_dir / upload_id).read_bytes() in (data, data[::-1])
 
 
-def test_a_silent_holder_gives_way_to_a_resume(client: Client, config: TusConfig) -> None:
+def test_a_silent_holder_gives_way_to_a_resume(
+    nodes: tuple[Client, Client], config: TusConfig
+) -> None:
+    client, other = nodes
     data = os.urandom(5000)
     upload_id = client.create(len(data))
     first: list[int] = []
@@ -351,7 +364,7 @@ def test_a_silent_holder_gives_way_to_a_resume(client: Client, config: TusConfig
     while client.offset(upload_id) < 1200 and time.monotonic() < deadline:
         time.sleep(0.01)
     started = time.monotonic()
-    r = client.patch(upload_id, 1200, data[1200:])  # the client resumed on a new connection
+    r = other.patch(upload_id, 1200, data[1200:])  # the client resumed, on another node
     waited = time.monotonic() - started
     holder.join()
     assert r.status == 204 and first == [409]
@@ -360,8 +373,9 @@ def test_a_silent_holder_gives_way_to_a_resume(client: Client, config: TusConfig
 
 
 def test_a_live_holder_is_not_interrupted_by_a_release_request(
-    client: Client, config: TusConfig
+    nodes: tuple[Client, Client], config: TusConfig
 ) -> None:
+    client, other = nodes
     data = os.urandom(30_000)
     upload_id = client.create(len(data))
     first: list[int] = []
@@ -370,7 +384,7 @@ def test_a_live_holder_is_not_interrupted_by_a_release_request(
     )
     holder.start()
     time.sleep(0.05)
-    second = client.patch(upload_id, 0, data)
+    second = other.patch(upload_id, 0, data)
     holder.join()
     assert first == [204] and second.status == 409
     assert (config.upload_dir / upload_id).read_bytes() == data
