@@ -34,7 +34,8 @@ http {{
     uwsgi_temp_path {base}/uwsgi;
     scgi_temp_path {base}/scgi;
     log_format nodes '$remote_addr "$request" $status $body_bytes_sent '
-                     'upstream=$upstream_addr upstream_status=$upstream_status $request_time';
+                     'upstream=$upstream_addr upstream_status=$upstream_status '
+                     'location=$sent_http_location $request_time';
     access_log {base}/access.log nodes;
     upstream tuscam {{
 {servers}
