@@ -107,7 +107,7 @@ def start_nginx(upstreams: list[str], *, host: str = "127.0.0.1", port: int | No
     port = port or free_port()
     # As root nginx would switch its worker to `nobody`, who cannot use this private folder.
     user = "user root root;" if os.geteuid() == 0 else ""
-    servers = "\n".join(f"        server {u} max_fails=0;" for u in upstreams)
+    servers = "\n".join(f"        server {u} max_fails=1 fail_timeout=2s;" for u in upstreams)
     conf = base / "nginx.conf"
     conf.write_text(CONFIG.format(base=base, host=host, port=port, servers=servers, user=user))
     proc = subprocess.Popen(
