@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages when it is missing:
-# Chromium (browser tests) and PostgreSQL (database tests). Needs root or sudo.
+# Chromium (browser tests), PostgreSQL (database tests) and nginx (cluster tests, make cluster).
+# Needs root or sudo.
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -23,4 +25,8 @@ $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 # The Debian package starts a cluster of its own; the tests start their own servers.
 if [[ " ${missing[*]} " == *" postgresql "* ]]; then
   $SUDO service postgresql stop >/dev/null 2>&1 || true
+fi
+# Likewise nginx's own server on port 80: the tests and make cluster start theirs.
+if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+  $SUDO service nginx stop >/dev/null 2>&1 || true
 fi

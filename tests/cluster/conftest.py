@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cluster import Cluster, start_cluster
+from tests.support.cluster import DEFAULT_STORAGE, Cluster, start_cluster
 from tests.support.nginx import nginx_available
 from tests.support.postgres import PostgresServer
 from tests.support.server import ApiSession
 from tests.support.tus import TusClient
 
-STORAGE = "shared-dir"
+STORAGE = DEFAULT_STORAGE
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,20 @@ import os
 import secrets
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import requests
 
+from app.cli import upgrade_database
 from tests.support.nginx import Nginx, start_nginx
 from tests.support.seaweedfs import SeaweedFS
 from tests.support.server import ApiSession, LiveServer, free_port, start_live_server
 
 Storage = Literal["s3", "shared-dir"]
+DEFAULT_STORAGE: Storage = "shared-dir"
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Cluster:
                 env=self.env,
                 database_url=self.database_url,
                 port=node.port,
+                migrate=False,  # start_cluster did
             )
         )
 
@@ -104,12 +108,6 @@ class Cluster:
         node.stack.close()
         node.server = None
 
-    def stop(self) -> None:
-        self.nginx.stop()
-        for node in self.nodes:
-            node.stack.close()
-            node.server = None
-
 
 @contextlib.contextmanager
 def start_cluster(
@@ -118,7 +116,7 @@ def start_cluster(
     *,
     seaweedfs: SeaweedFS | None = None,
     bucket: str | None = None,
-    storage: Storage = "s3",
+    storage: Storage = DEFAULT_STORAGE,
     nodes: int = 3,
     workers: int = 2,
     threads: int = 4,
@@ -155,8 +153,10 @@ def start_cluster(
             workers=workers,
             threads=threads,
         )
-        for node in members:
-            cluster.start_node(node.index)
+        upgrade_database(database_url)  # once: migrations running on three nodes would collide
+        with ThreadPoolExecutor(len(members)) as pool:  # each waits for its workers: at once
+            for started in [pool.submit(cluster.start_node, n.index) for n in members]:
+                started.result()
         cluster.nginx = start_nginx([n.upstream for n in members], host=host, port=port)
         yield cluster
     finally:

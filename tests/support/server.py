@@ -150,11 +150,13 @@ def start_live_server(
     env: dict[str, str] | None = None,
     database_url: str | None = None,
     port: int | None = None,
+    migrate: bool = True,
 ) -> Iterator[LiveServer]:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     data_dir = tmp_dir / "data"
     database_url = database_url or f"sqlite:///{tmp_dir / 'tuscam.sqlite3'}"
-    upgrade_database(database_url)
+    if migrate:  # alembic's context is global: servers started in threads migrate first, once
+        upgrade_database(database_url)
     port = port or free_port()
     server_env = {
         **os.environ,
