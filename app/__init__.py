@@ -33,7 +33,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
 
-    from app import api, assets, auth, camera, cli, db, errors, pages, review, uploads
+    from app import (
+        api,
+        assets,
+        auth,
+        camera,
+        capture_files,
+        cli,
+        db,
+        errors,
+        pages,
+        review,
+        uploads,
+    )
 
     db.init_app(app)
     errors.init_app(app)
@@ -42,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     uploads.init_app(app)
+    app.register_blueprint(capture_files.files_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(camera.bp)
     review.init_app(app)

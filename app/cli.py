@@ -96,9 +96,22 @@ def list_users() -> None:
 @click.command("cleanup")
 @with_appcontext
 def cleanup() -> None:
-    """Remove expired unfinished uploads (TUSCAM_UPLOAD_EXPIRY)."""
-    removed = current_app.extensions["tuscam.tus"].cleanup()
-    click.echo(f"Removed {removed} expired upload(s).")
+    """Remove expired uploads and unused partials (TUSCAM_UPLOAD_EXPIRY; on S3 their multipart
+    uploads are aborted), and the tus copies of finished uploads after TUSCAM_TUS_RETAIN_SECONDS
+    (their captures keep the bytes); on S3, report and remove strays (multipart uploads and
+    tails no upload points to, older than an hour)."""
+    from app.tus.maintenance import cleanup as tus_cleanup
+
+    handler = current_app.extensions["tuscam.tus"]
+    strays = handler.store.strays() if hasattr(handler.store, "strays") else []  # S3 only
+    for stray in strays:
+        click.echo(
+            f"Stray {stray.kind} {stray.key} (since {stray.since:%Y-%m-%d %H:%M}): removing."
+        )
+    done = tus_cleanup(handler)
+    click.echo(f"Removed {done.expired} expired upload(s).")
+    click.echo(f"Removed the tus copies of {done.retired} finished upload(s) (retired).")
+    click.echo(f"Forgot {done.swept} old tombstone(s) and stray file(s).")
 
 
 @click.command("reprocess")

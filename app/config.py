@@ -19,11 +19,22 @@ _INT_KEYS = {
     "TUS_LOCK_TIMEOUT": 10,
     "TUS_BODY_IDLE_TIMEOUT": 30,
     "TUS_MAX_UNFINISHED_PER_USER": 200,
+    "TUS_MAX_BYTES_PER_USER": 10 * 1024**3,
+    "TUS_MAX_CONCAT_PARTS": 100,
+    "TUS_RETAIN_SECONDS": 3600,
     "MAX_IMAGE_PIXELS": 50_000_000,
     "TOKEN_CACHE_SECONDS": 5,
 }
-_STR_KEYS = ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS", "LOCKER")
-_BOOL_KEYS = {"PROXY_FIX": False, "TUS_FSYNC_EACH_PATCH": False, "SECURE_COOKIES": False}
+_STR_KEYS = ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS", "STORAGE_URL")
+_STR_KEYS += ("S3_ENDPOINT_URL", "S3_REGION", "LOCKER")
+# Storage (app/storage_setup.py): "" = the data folder; s3://BUCKET/PREFIX for several nodes.
+_STR_DEFAULTS = {"STORAGE_URL": "", "S3_ENDPOINT_URL": "", "S3_REGION": "us-east-1"}
+_BOOL_KEYS = {
+    "PROXY_FIX": False,
+    "TUS_FSYNC_EACH_PATCH": False,
+    "SECURE_COOKIES": False,
+    "TUS_DIRECT_SOCKET": True,
+}
 
 
 def _parse_bool(value: str) -> bool:
@@ -45,7 +56,13 @@ def _secret_key(instance_path: Path) -> str:
 
 def defaults() -> dict[str, Any]:
     """Defaults for keys a test configuration does not name."""
-    return {**_INT_KEYS, **_BOOL_KEYS, "CORS_ORIGINS": "", "SECRET_KEY": secrets.token_hex(16)}
+    return {
+        **_INT_KEYS,
+        **_BOOL_KEYS,
+        **_STR_DEFAULTS,
+        "CORS_ORIGINS": "",
+        "SECRET_KEY": secrets.token_hex(16),
+    }
 
 
 def load(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -69,6 +86,8 @@ def load(instance_path: Path, environ: dict[str, str] | None = None) -> dict[str
     config.setdefault("DATABASE_URL", f"sqlite:///{instance_path / 'tuscam.sqlite3'}")
     config.setdefault("DATA_DIR", str(instance_path / "data"))
     config.setdefault("CORS_ORIGINS", "")
+    for key, default in _STR_DEFAULTS.items():
+        config.setdefault(key, default)
     if "SECRET_KEY" not in config:
         config["SECRET_KEY"] = _secret_key(instance_path)
     return config

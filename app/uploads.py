@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, request, send_file
+from flask import Flask, request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.access import require_visible_capture
-from app.auth import current_principal, current_user, login_required, principal_from_bearer
-from app.db import get_db, session_factory
-from app.errors import ApiError
+from app.auth import current_principal, principal_from_bearer
+from app.db import session_factory
 from app.lockers import postgres_locker
+from app.storage_setup import StorageParts, build_storage
 from app.tus.config import TusConfig
 from app.tus.errors import TusError
+from app.tus.filelocker import FileLocker
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
+from app.tus.maintenance import reconcile
 from app.tus.wsgi import TusWsgiApp
 from services.camera.capture_service import CameraCaptureService
 from services.camera.capture_store import CaptureStore
@@ -33,10 +34,11 @@ from services.camera.metadata import (
     load_upload_check,
     parse_capture_metadata,
 )
-from services.models import Capture, Role
+from services.models import Role
 
 log = logging.getLogger(__name__)
-files_bp = Blueprint("capture_files", __name__)
+# The response that completes an upload says what capture it became (the design contract).
+CAPTURE_HEADERS = ("Tuscam-Capture-Id", "Tuscam-Capture-Status", "Tuscam-Capture-Reason")
 
 
 class CaptureHooks:
@@ -148,23 +150,45 @@ class UploadAuth:
             return str(principal.id), principal.is_admin
 
 
+def tus_config(app: Flask) -> TusConfig:
+    c = app.config
+    return TusConfig(
+        max_size=c["MAX_UPLOAD_BYTES"] or None,
+        expiry_seconds=c["UPLOAD_EXPIRY"] or None,
+        lock_timeout=float(c["TUS_LOCK_TIMEOUT"]),
+        body_idle_timeout=float(c["TUS_BODY_IDLE_TIMEOUT"]),
+        fsync_each_patch=bool(c["TUS_FSYNC_EACH_PATCH"]),
+        max_unfinished_per_owner=c["TUS_MAX_UNFINISHED_PER_USER"] or None,
+        max_bytes_per_owner=c["TUS_MAX_BYTES_PER_USER"] or None,
+        max_concat_parts=c["TUS_MAX_CONCAT_PARTS"],
+        retain_seconds=c["TUS_RETAIN_SECONDS"],
+        direct_socket=bool(c["TUS_DIRECT_SOCKET"]),
+    )
+
+
 def make_handler(app: Flask) -> TusHandler:
-    data_dir = Path(app.config["DATA_DIR"])
-    config = TusConfig(
-        upload_dir=data_dir / "uploads",
-        max_size=app.config["MAX_UPLOAD_BYTES"] or None,
-        expiry_seconds=app.config["UPLOAD_EXPIRY"] or None,
-        lock_timeout=float(app.config["TUS_LOCK_TIMEOUT"]),
-        body_idle_timeout=float(app.config["TUS_BODY_IDLE_TIMEOUT"]),
-        fsync_each_patch=bool(app.config["TUS_FSYNC_EACH_PATCH"]),
-        max_unfinished_per_owner=app.config["TUS_MAX_UNFINISHED_PER_USER"] or None,
+    """Compose the tus server: the store and locker for this deployment, the capture hooks."""
+    store = storage(app).tus_store  # a folder, or S3 (TUSCAM_STORAGE_URL)
+    uploads = Path(app.config["DATA_DIR"]) / "uploads"
+    # Across nodes: PostgreSQL (TUSCAM_LOCKER, app/lockers.py). On one machine: lock files,
+    # hard links of the data files where they exist (filelocker.py says why).
+    locker = postgres_locker(app.config) or FileLocker(
+        uploads, link_to=getattr(store, "path_of", None)
     )
     hooks = CaptureHooks(session_factory(app), capture_store(app), app.config["MAX_IMAGE_PIXELS"])
-    return TusHandler(config, locker=postgres_locker(app.config), hooks=hooks.hooks())
+    return TusHandler(store, locker, hooks.hooks(), tus_config(app))
+
+
+def storage(app: Flask) -> StorageParts:
+    """The app's stores, built (and, for S3, checked) once."""
+    parts = app.extensions.get("tuscam.storage")
+    if parts is None:
+        parts = app.extensions["tuscam.storage"] = build_storage(app.config)
+    return parts
 
 
 def capture_store(app: Flask) -> CaptureStore:
-    return CaptureStore(Path(app.config["DATA_DIR"]) / "captures")
+    return storage(app).capture_store
 
 
 def init_app(app: Flask) -> None:
@@ -174,9 +198,13 @@ def init_app(app: Flask) -> None:
     app.extensions["tuscam.tus"] = handler
     # WSGI in front of Flask (app/tus/wsgi.py says why); everything but /files goes on to Flask.
     app.wsgi_app = TusWsgiApp(  # type: ignore[method-assign]
-        handler, UploadAuth(app), app.wsgi_app, prefix="/files", cors_origins=origins
+        handler,
+        UploadAuth(app),
+        app.wsgi_app,
+        prefix="/files",
+        cors_origins=origins,
+        expose_headers=CAPTURE_HEADERS,
     )
-    app.register_blueprint(files_bp)
     if not app.config.get("TESTING"):
         # Uploads that were complete on disk when a worker died are finished now; every worker
         # may try, the per-upload lock and the finished flag make it happen once.
@@ -185,44 +213,8 @@ def init_app(app: Flask) -> None:
 
 def _reconcile(handler: TusHandler) -> None:
     try:
-        count = handler.reconcile()
+        count = reconcile(handler)
         if count:
             log.info("reconciled %d finished upload(s)", count)
     except Exception:  # a failed reconcile must not stop the worker; the next start retries
         log.exception("reconcile failed")
-
-
-def _capture_file(capture_id: int, which: str) -> tuple[Capture, Path]:
-    user = current_user()
-    assert user is not None
-    capture = require_visible_capture(user, get_db().get(Capture, capture_id), capture_id)
-    relative = capture.original_path if which == "original" else capture.thumbnail_path
-    if not relative:
-        raise ApiError(404, "not-found", f"Capture {capture_id} has no {which}.")
-    return capture, capture_store(current_app).path(relative)
-
-
-@files_bp.get("/captures/<int:capture_id>/original")
-@login_required
-def original(capture_id: int) -> Any:
-    capture, path = _capture_file(capture_id, "original")
-    mimetype = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
-        capture.format or "", "application/octet-stream"
-    )
-    response = send_file(
-        path, mimetype=mimetype, as_attachment=True, download_name=capture.filename
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response
-
-
-@files_bp.get("/captures/<int:capture_id>/thumbnail")
-@login_required
-def thumbnail(capture_id: int) -> Any:
-    _capture, path = _capture_file(capture_id, "thumbnail")
-    response = send_file(path, mimetype="image/jpeg", max_age=86400, conditional=True)
-    response.cache_control.private = True
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    return response

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import BinaryIO
 
 from app.tus.checksum import Hasher
+from app.tus.messages import RequestBody
 
 DISCONNECTED = "disconnected"  # the client went away or the body ended before Content-Length
 IDLE = "idle"  # nothing arrived for body_idle_timeout
@@ -30,7 +30,7 @@ class BodyReader:
 
     def __init__(
         self,
-        stream: BinaryIO,
+        stream: RequestBody,
         content_length: int | None,
         *,
         idle_timeout: float,

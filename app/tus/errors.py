@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
+from app.tus.body import DISCONNECTED, IDLE, RELEASED
+from app.tus.constants import TUS_RESUMABLE
 from app.tus.messages import TusResponse
-
-TUS_RESUMABLE = "1.0.0"
 
 
 class TusError(Exception):
@@ -30,10 +30,9 @@ class TusError(Exception):
 
 
 def error_response(error: TusError, method: str) -> TusResponse:
-    """Render an error: JSON body, except on HEAD (a HEAD response has no body)."""
+    """Render an error: JSON body, except on HEAD (a HEAD response has no body). Tus-Resumable
+    is added by TusHandler.respond, the one place every response passes."""
     headers = dict(error.headers)
-    if method != "OPTIONS":
-        headers["Tus-Resumable"] = TUS_RESUMABLE  # protocol: every response but OPTIONS
     body = b""
     if method != "HEAD":
         body = json.dumps({"error": error.code, "message": error.message}).encode()
@@ -109,6 +108,13 @@ def upload_not_found() -> TusError:
 
 
 def upload_gone(reason: str) -> TusError:
+    if reason == "retired":
+        return TusError(
+            410,
+            "gone",
+            "This upload was finished and its copy removed; the capture it became keeps the "
+            "bytes (GET /api/uploads/<id> tells which).",
+        )
     what = "expired" if reason == "expired" else "was terminated"
     return TusError(410, "gone", f"This upload {what}; create a new one with POST.")
 
@@ -185,6 +191,16 @@ def too_many_unfinished(limit: int) -> TusError:
     )
 
 
+def too_many_bytes(held: int, more: int, limit: int) -> TusError:
+    return TusError(
+        429,
+        "too-many-bytes",
+        f"Your uploads hold {held} bytes; {more} more would pass the limit of {limit} bytes: "
+        "finish, or delete uploads you no longer need, and retry later.",
+        {"Retry-After": "60"},
+    )
+
+
 def hook_refused(status: int, message: str) -> TusError:
     code = {401: "unauthorized", 403: "forbidden", 404: "not-found", 409: "conflict"}
     return TusError(status, code.get(status, "refused"), message)
@@ -205,6 +221,27 @@ def locked(waited: float) -> TusError:
         f"Another request is still writing this upload (waited {waited:.0f} s): "
         "retry in a moment, after HEAD.",
         {"Retry-After": "1"},
+    )
+
+
+def body_stopped(reason: str, stored: int, idle_timeout: float) -> TusError:
+    """Why a body ended before its end (body.py's reasons); the bytes that came are kept."""
+    if reason == DISCONNECTED:
+        return body_incomplete(stored)
+    if reason == IDLE:
+        return body_idle(idle_timeout, stored)
+    if reason == RELEASED:
+        return released(stored)
+    return body_over_length(stored)
+
+
+def storage_unavailable() -> TusError:
+    return TusError(
+        503,
+        "storage-unavailable",
+        "The upload store cannot be reached right now; nothing already acknowledged is lost: "
+        "retry in a moment, after HEAD.",
+        {"Retry-After": "5"},
     )
 
 

@@ -1,17 +1,16 @@
 """FileStore: uploads on a local file system, `<id>` the data (its size IS the offset),
 `<id>.info` the record (JSON lines: the last whole line is the record), `<id>.gone` a tombstone
-after termination or expiry."""
+after termination, expiry or retirement; `.owners.sqlite3` indexes what each owner holds."""
 
 from __future__ import annotations
 
-import errno
-import functools
-import hashlib
+import contextlib
 import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,8 +24,16 @@ from app.tus.fileio import (
     write_atomic,
     write_new,
 )
+from app.tus.ownerindex import OwnerIndex
 from app.tus.protocol import is_upload_id
-from app.tus.storage import ChunkSource, OffsetMismatch, UploadGone, UploadNotFound, UploadRecord
+from app.tus.storage import (
+    ChunkSource,
+    OffsetMismatch,
+    OwnerUsage,
+    UploadGone,
+    UploadNotFound,
+    UploadRecord,
+)
 
 STRAY_SECONDS = 3600  # staging and temp files older than this belong to no live request
 RECORD_LOG_BYTES = 64 << 10  # a record file past this is rewritten as its last record
@@ -38,40 +45,40 @@ class FileStore:
     checksummed chunks are staged in `<id>.chunk` and appended only once verified; a record
     update is one line appended to the record file, and the last whole line is the record, so
     a reader (or a crash) meeting half a line sees the previous record. Appending, rather than
-    replacing the file (temp file, rename), makes no new inode, which on ext4 here cost more
-    than the rest of the update; past RECORD_LOG_BYTES the file is replaced by its last line.
-    A final upload's data is assembled under a temp name, fsynced and published before its
-    record.
+    replacing the file, makes no new inode; past RECORD_LOG_BYTES the file is replaced by its
+    last line. A final upload's data is assembled under a temp name, fsynced and published
+    before its record.
 
     What is durable when (fsync policy):
     - creation and PATCH: nothing is forced to disk. After a power loss an upload may be
       shorter than the offset last answered (HEAD tells the client where to resume) or, if
       its record did not reach the disk, unknown (404: the client, which still holds the
       file, starts over). An upload whose data is not durable is worth nothing yet.
-    - finalize(), before the finish hook (and after every PATCH with fsync_each_patch): the
-      data, the record and the folder are fsynced; from then on the upload survives a power
-      loss whole. Large bodies start their disk writeback while they arrive, so this is short.
+    - make_durable(), before the finish hook (and after every PATCH with fsync_each_patch):
+      the data, the record and the folder are fsynced; from then on the upload survives a
+      power loss whole. Large bodies start their disk writeback while they arrive.
     - record updates after creation (a later expiry, a deferred length, the finished flag):
       whole or not at all, not fsynced; a power loss may bring back the previous record. The
       finish hook is idempotent (and reconcile() re-runs it), a shorter expiry or an undeclared
       length cost the client one more request.
-    - termination: the tombstone is fsynced (the upload must not come back as unknown)."""
+    - termination: the tombstone is fsynced (the upload must not come back as unknown).
+    - the owner index: rebuilt from the records when its file is missing."""
 
     def __init__(self, directory: Path, *, block_size: int = 1 << 20) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # One entry per unfinished upload: a hard link of the upload's first record (a link costs
-        # no new inode; allocating inodes was a sixth of a photo upload's CPU on ext4 here).
-        self.owners = self.directory / ".owners"
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.block_size = block_size
         self._dir = f"{self.directory}{os.sep}"
-        self._owners = f"{self.owners}{os.sep}"
+        index_path = self.directory / ".owners.sqlite3"
+        rebuild = not index_path.exists()
+        self.owners = OwnerIndex(index_path, self._data_size)
+        if rebuild:
+            self.owners.put_all(r for r in map(self._peek, self.list_ids()) if r is not None)
 
     # --- paths: only ever built from a validated id -------------------------------------------
 
     def _file(self, upload_id: str, suffix: str = "") -> str:
-        """The path of an upload's file as a string (the per-request paths use these: building
-        pathlib objects showed in profiles of photo uploads)."""
+        """The path of an upload's file as a string (built on every request: no pathlib)."""
         if not is_upload_id(upload_id):
             raise UploadNotFound(upload_id)
         return f"{self._dir}{upload_id}{suffix}"
@@ -79,30 +86,24 @@ class FileStore:
     def _path(self, upload_id: str, suffix: str = "") -> Path:
         return Path(self._file(upload_id, suffix))
 
-    def _marker(self, owner: str, upload_id: str = "") -> str:
-        folder = f"{self._owners}{_owner_key(owner)}"
-        return f"{folder}{os.sep}{upload_id}" if upload_id else folder
-
     def path_of(self, upload_id: str) -> Path:
+        """Where the data file is (the file locker links its lock files to it)."""
         return self._path(upload_id)
+
+    def _data_size(self, upload_id: str) -> int:
+        try:
+            return os.stat(self._file(upload_id)).st_size
+        except (FileNotFoundError, UploadNotFound):
+            return 0
 
     # --- records ------------------------------------------------------------------------------
 
     def create(self, record: UploadRecord) -> None:
         fd = os.open(self._file(record.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
-        # The record before the marker: count_unfinished drops a marker whose record it cannot
-        # read, so a marker written first vanished under concurrent creations (quota escaped).
         # Nobody knows the id before the POST answers: the record is written in place.
-        info = self._file(record.id, ".info")
-        write_new(info, _record_line(record))
-        if not record.is_complete:
-            marker = self._marker(record.owner, record.id)
-            try:
-                _link_or_create(info, marker)
-            except FileNotFoundError:  # the owner's first upload: make the folder only then
-                os.makedirs(os.path.dirname(marker), exist_ok=True)
-                _link_or_create(info, marker)
+        write_new(self._file(record.id, ".info"), _record_line(record))
+        self.owners.put(record)
 
     def get_info(self, upload_id: str) -> UploadRecord:
         try:
@@ -112,7 +113,7 @@ class FileStore:
             tomb = self._read_tombstone(upload_id)
             if tomb is not None:
                 reason, owner = tomb.get("reason", "terminated"), tomb.get("owner", "")
-                raise UploadGone(upload_id, reason, owner) from None
+                raise UploadGone(upload_id, reason, owner, _tomb_record(tomb)) from None
             raise UploadNotFound(upload_id) from None
         except ValueError:  # a record cut by a power loss (not fsynced at creation)
             raise UploadNotFound(upload_id) from None
@@ -120,8 +121,8 @@ class FileStore:
             record = UploadRecord.from_json(data, offset=size)
         except (KeyError, TypeError, ValueError):
             raise UploadNotFound(upload_id) from None
-        if record.length is not None:
-            record.offset = min(size, record.length)  # never report bytes past the length
+        if record.length is not None and size > record.length:
+            record = replace(record, offset=record.length)  # never report bytes past the length
         return record
 
     def save_info(self, record: UploadRecord) -> None:
@@ -132,49 +133,31 @@ class FileStore:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         except FileNotFoundError:  # a final upload's first record: published whole
             write_atomic(Path(path), line, durable=False)
-            return
-        try:
-            size = os.fstat(fd).st_size
-            if size + len(line) < RECORD_LOG_BYTES:
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    line = b"\n" + line  # a record written whole, without a line end
-                write_all(fd, line)  # one write() of one short line
-                return
-        finally:
-            os.close(fd)
-        write_atomic(Path(path), line, durable=False)  # the log has grown: start it again
+        else:
+            try:
+                size = os.fstat(fd).st_size
+                if size + len(line) < RECORD_LOG_BYTES:
+                    if size and os.pread(fd, 1, size - 1) != b"\n":
+                        line = b"\n" + line  # a record written whole, without a line end
+                    write_all(fd, line)  # one write() of one short line
+                else:
+                    write_atomic(Path(path), line, durable=False)  # the log has grown
+            finally:
+                os.close(fd)
+        self.owners.put(record)
 
     def list_ids(self) -> list[str]:
         names = (p.name[: -len(".info")] for p in self.directory.glob("*.info"))
         return sorted(n for n in names if is_upload_id(n))
 
-    def count_unfinished(self, owner: str, now: datetime, limit: int | None = None) -> int:
-        """The owner's unfinished, unexpired uploads. Every one of them has a marker, so while
-        the markers are fewer than `limit` their number answers (an upper bound, enough to
-        compare with the limit) without reading a record: one listing per POST, not one record
-        per upload in flight. Near the limit the records are read and stale markers dropped."""
-        folder = self._marker(owner)
-        try:
-            names = os.listdir(folder)
-        except FileNotFoundError:
-            return 0
-        if limit is not None and len(names) < limit:
-            return len(names)
-        count = 0
-        for name in names:
-            try:
-                record = self.get_info(name)
-            except (UploadNotFound, UploadGone):
-                record = None
-            if record is None or record.is_complete:
-                remove(f"{folder}{os.sep}{name}")  # stale: the upload completed or left
-            elif record.expires_at is None or record.expires_at > now:
-                count += 1
-        return count
+    def owner_usage(self, owner: str, now: datetime) -> OwnerUsage:
+        return self.owners.usage(owner, now)
 
-    def mark_complete(self, record: UploadRecord) -> None:
-        """The upload stops counting against its owner's quota now, not at the next sweep."""
-        remove(self._marker(record.owner, record.id))
+    def _peek(self, upload_id: str) -> UploadRecord | None:
+        try:
+            return self.get_info(upload_id)
+        except (UploadNotFound, UploadGone):
+            return None
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -201,7 +184,12 @@ class FileStore:
             os.close(fd)
 
     def _write_checked(
-        self, upload_id: str, source: ChunkSource, fd: int, limit: int | None, check: Callable
+        self,
+        upload_id: str,
+        source: ChunkSource,
+        fd: int,
+        limit: int | None,
+        check: Callable[[], None],
     ) -> int:
         # checksum extension: the chunk is kept only if it verifies, so it is staged first.
         stage = self._file(upload_id, ".chunk")
@@ -215,26 +203,43 @@ class FileStore:
             os.close(stage_fd)
             remove(stage)
 
-    def finalize(self, upload_id: str) -> None:
-        """Make the upload durable: data, record, and their names in the folder."""
+    def make_durable(self, upload_id: str) -> None:
+        """Data, record, and their names in the folder reach the disk."""
         fsync_path(self._file(upload_id))
         fsync_path(self._file(upload_id, ".info"))
         fsync_dir(self.directory)
 
+    @contextlib.contextmanager
+    def local_file(self, upload_id: str) -> Iterator[Path]:
+        path = self._path(upload_id)
+        if not path.exists():
+            self.get_info(upload_id)  # UploadGone / UploadNotFound
+            raise UploadNotFound(upload_id)
+        yield path
+
+    def read_data(self, upload_id: str) -> Iterator[bytes]:
+        path = self._file(upload_id)
+        if not os.path.exists(path):
+            self.get_info(upload_id)  # UploadGone / UploadNotFound
+            raise UploadNotFound(upload_id)
+        return _blocks(path, self.block_size)
+
     # --- termination and concatenation --------------------------------------------------------
 
     def terminate(self, upload_id: str, reason: str, at: datetime) -> None:
-        try:
-            owner = self.get_info(upload_id).owner
-        except UploadNotFound:
-            owner = ""
-        tomb = {"reason": reason, "owner": owner, "at": at.isoformat()}
+        record = self._peek(upload_id)
+        tomb: dict[str, object] = {
+            "reason": reason,
+            "owner": record.owner if record else "",
+            "at": at.isoformat(),
+        }
+        if reason == "retired" and record is not None:
+            tomb["record"] = {**record.to_json(), "offset": record.offset}
         write_atomic(self._path(upload_id, ".gone"), json.dumps(tomb).encode())
         # The record goes first: without it the upload no longer exists for anyone.
         for suffix in (".info", "", ".chunk"):
-            self._path(upload_id, suffix).unlink(missing_ok=True)
-        if owner:
-            remove(self._marker(owner, upload_id))
+            remove(self._file(upload_id, suffix))
+        self.owners.drop(upload_id)
 
     def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
         """Assemble the final's data under a temp name, then publish data and record: a crash
@@ -252,8 +257,7 @@ class FileStore:
             raise
         os.close(out)
         os.replace(temp, self._path(record.id))
-        record.offset = record.length or 0
-        self.save_info(record)
+        self.save_info(replace(record, offset=record.length or 0))
 
     # --- housekeeping -------------------------------------------------------------------------
 
@@ -288,24 +292,26 @@ class FileStore:
             return None
 
 
-@functools.lru_cache(maxsize=1024)
-def _owner_key(owner: str) -> str:
-    return hashlib.sha256(owner.encode()).hexdigest()[:32]
-
-
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
 
 
-def _link_or_create(source: str, path: str) -> None:
-    """A hard link of source at path, or an empty file where the file system has no links."""
+def _blocks(path: str, size: int) -> Iterator[bytes]:
+    """Opened on the first block, so an iterator that is never consumed holds no file."""
+    with open(path, "rb") as f:
+        while block := f.read(size):
+            yield block
+
+
+def _tomb_record(tomb: dict) -> UploadRecord | None:
+    data = tomb.get("record")
+    if not isinstance(data, dict):
+        return None
     try:
-        os.link(source, path)
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EXDEV):
-            raise
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        return UploadRecord.from_json(data, offset=int(data.get("offset", 0)))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _record_line(record: UploadRecord) -> bytes:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 
 class Headers(Mapping[str, str]):
@@ -34,12 +33,19 @@ class Headers(Mapping[str, str]):
         return f"Headers({dict(self.items())!r})"
 
 
+class RequestBody(Protocol):
+    """A request body as the core reads it: in blocks, once. A stream that also has
+    readinto() is read with it (no copy)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class TusRequest:
     method: str  # as received; TusHandler.handle applies X-HTTP-Method-Override
     upload_id: str | None  # None for the collection URL /files/
     headers: Mapping[str, str]  # made case-insensitive on construction
-    body: BinaryIO  # raw input, read in blocks; may raise on disconnect
+    body: RequestBody  # raw input, read in blocks; may raise on disconnect
     owner: str  # authenticated user id, as a string
     is_admin: bool = False
     base_url: str = "/files/"  # URL of the collection, used for Location
@@ -54,5 +60,4 @@ class TusResponse:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    file_path: Path | None = None  # GET: stream this file as an attachment
-    download_name: str | None = None  # GET: the attachment's file name
+    stream: Iterator[bytes] | None = None  # GET: the stored bytes, sent instead of body

@@ -8,7 +8,7 @@ keepalives, so a machine that vanishes without closing them frees its locks with
 Waiting is bounded: try, sleep (10 ms growing to 100 ms), try again until the timeout, then
 LockTimeout (the handler answers 423).
 
-Release requests (locking.py has the idea for one machine): a waiter with request_release=True
+Release requests (filelocker.py has the idea for one machine): a waiter with request_release=True
 sends `NOTIFY tuscam_lock_release, '+ KEY WAITER'` every 0.2 s and `'- KEY WAITER'` when it gives
 up. Every process listens on one connection in a background thread and marks its held locks of
 that key; release_requested() is true while some other waiter has asked within the last second
@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import secrets
 import select
 import threading
@@ -36,13 +35,12 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import pq
 
-from app.tus.locking import LockTimeout
-from app.tus.storage import StorageUnavailable
+from app.tus.protocol import is_lock_key
+from app.tus.storage import LockTimeout, StorageUnavailable
 
 log = logging.getLogger("app.tus")
 
 CHANNEL = "tuscam_lock_release"
-KEY = re.compile(r"(?:owner-)?[0-9a-f]{32}")
 RENEW_REQUEST = 0.2  # a waiter repeats its release request this often
 REQUEST_TTL = 1.0  # a request not renewed for this long has lapsed (its waiter is gone)
 # Server-side keepalives, settable per session: a vanished client's locks end in ~10+3*5 s.
@@ -186,7 +184,7 @@ class _Pool:
 
 
 class PgLocker:
-    """The Locker protocol (locking.py) on PostgreSQL advisory locks; one per process."""
+    """The Locker protocol (storage.py) on PostgreSQL advisory locks; one per process."""
 
     def __init__(
         self,
@@ -219,7 +217,7 @@ class PgLocker:
 
     @contextmanager
     def lock(self, key: str, timeout: float, *, request_release: bool = False) -> Iterator[PgLock]:
-        if not KEY.fullmatch(key):
+        if not is_lock_key(key):
             raise ValueError(f"not a lock key (an upload id or owner-<32 hex>): {key!r}")
         self._ensure_listener()
         held = self._acquire(key, timeout, request_release)

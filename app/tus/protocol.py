@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,8 +17,6 @@ from urllib.parse import urlsplit
 from app.tus import errors
 from app.tus.checksum import ALGORITHMS, digest_size
 
-TUS_VERSION = "1.0.0"
-OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 MAX_INT = 2**63 - 1
 
 # int() would accept " 5", "+5", "5_000" and "٥" (PITFALLS): only ASCII digits, bounded length.
@@ -30,6 +29,16 @@ _OWS = " \t"
 
 def is_upload_id(value: str | None) -> bool:
     return value is not None and UPLOAD_ID.fullmatch(value) is not None
+
+
+def owner_lock_key(owner: str) -> str:
+    """The lock key of an owner's quota (count and create under it): fixed form, no user text."""
+    return "owner-" + hashlib.sha256(owner.encode()).hexdigest()[:32]
+
+
+def is_lock_key(value: str) -> bool:
+    """An upload id, or an owner's key from owner_lock_key."""
+    return is_upload_id(value.removeprefix("owner-"))
 
 
 def parse_uint(name: str, value: str | None) -> int | None:
@@ -160,5 +169,5 @@ def http_date(moment: datetime) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _http_date(seconds: int) -> str:
-    # Requests in the same second share a value: formatting showed in profiles of photo uploads.
+    # Requests in the same second share a value (formatted once per second).
     return format_datetime(datetime.fromtimestamp(seconds, UTC), usegmt=True)

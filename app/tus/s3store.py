@@ -26,10 +26,12 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from app.tus.protocol import is_upload_id
+from app.tus.s3parts import READ_BLOCK, BodySource, EmptyRow, Part, PartWriter, part_size_for
 from app.tus.s3schema import tus_upload_parts, tus_uploads
 from app.tus.storage import (
     ChunkSource,
     OffsetMismatch,
+    OwnerUsage,
     StorageUnavailable,
     UploadGone,
     UploadNotFound,
@@ -38,18 +40,7 @@ from app.tus.storage import (
 
 log = logging.getLogger(__name__)
 
-MIN_PART_SIZE = 5 << 20  # S3: every part but the last (EntityTooSmall otherwise)
-MAX_PARTS = 10_000  # S3: part numbers 1..10000
-READ_BLOCK = 1 << 20  # blocks of GET bodies and downloads
 STRAY_SECONDS = 3600  # a multipart upload or tail older than this, with no row, is a stray
-
-
-def part_size_for(max_size: int) -> int:
-    """The smallest part size (whole MiB, at least 5 MiB) with which 10,000 parts hold
-    max_size bytes. Parts are between this and twice this, the last one smaller."""
-    mib = 1 << 20
-    per_part = -(-max_size // MAX_PARTS)
-    return max(MIN_PART_SIZE, -(-per_part // mib) * mib)
 
 
 @dataclass(frozen=True)
@@ -60,13 +51,6 @@ class Stray:
     key: str
     since: datetime
     multipart_id: str | None = None
-
-
-@dataclass
-class _Part:
-    number: int
-    size: int
-    etag: str
 
 
 class S3Store:
@@ -151,23 +135,23 @@ class S3Store:
             )
             return list(ids)
 
-    def owner_usage(self, owner: str, now: datetime) -> tuple[int, int]:
-        """(unfinished uploads, their declared or stored bytes) of an owner, unexpired."""
-        size = func.coalesce(tus_uploads.c.length, tus_uploads.c.upload_offset)
+    def owner_usage(self, owner: str, now: datetime) -> OwnerUsage:
+        """Unfinished: not complete and not expired; bytes: the length (or, deferred, the
+        offset) of every upload the owner holds. One query."""
+        held = func.coalesce(tus_uploads.c.length, tus_uploads.c.upload_offset)
         unfinished = and_(
-            tus_uploads.c.owner == owner,
-            tus_uploads.c.gone_reason.is_(None),
             or_(
                 tus_uploads.c.length.is_(None),
                 tus_uploads.c.upload_offset < tus_uploads.c.length,
             ),
             or_(tus_uploads.c.expires_at.is_(None), tus_uploads.c.expires_at > now),
         )
+        query = select(func.count().filter(unfinished), func.coalesce(func.sum(held), 0)).where(
+            tus_uploads.c.owner == owner, tus_uploads.c.gone_reason.is_(None)
+        )
         with self.engine.connect() as conn:
-            count, total = conn.execute(
-                select(func.count(), func.coalesce(func.sum(size), 0)).where(unfinished)
-            ).one()
-        return int(count), int(total)
+            count, total = conn.execute(query).one()
+        return OwnerUsage(unfinished=int(count), bytes=int(total))
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -194,7 +178,7 @@ class S3Store:
             raise OffsetMismatch(offset, row.upload_offset)
         if row.stored or limit == 0:
             return 0
-        writer = _PartWriter(self, row, parts, record_each=check is None)
+        writer = PartWriter(self, row, parts, record_each=check is None)
         try:
             received = writer.receive(source, limit)
             if received and check is not None:
@@ -221,10 +205,8 @@ class S3Store:
                 upload_id,
             )
             parts = _parts(conn, upload_id)
-        if row.stored:
-            return
-        if row.length is None or row.upload_offset != row.length:
-            raise ValueError(f"upload {upload_id} is not complete: nothing to make durable")
+        if row.stored or row.length is None or row.upload_offset != row.length:
+            return  # S3 already holds every recorded byte of an unfinished upload durably
         key = self.key(upload_id)
         with self._s3("storing the completed upload"):
             if row.multipart_id is None:
@@ -244,7 +226,7 @@ class S3Store:
                         PartNumber=number,
                         CopySource=self._source(row.tail_key),
                     )
-                    parts.append(_Part(number, row.tail_size, result["CopyPartResult"]["ETag"]))
+                    parts.append(Part(number, row.tail_size, result["CopyPartResult"]["ETag"]))
                 self._complete_multipart(key, row.multipart_id, parts, row.length)
         with self.engine.begin() as conn:
             conn.execute(
@@ -257,7 +239,7 @@ class S3Store:
             self._delete_quietly(row.tail_key)
 
     def _complete_multipart(
-        self, key: str, multipart_id: str, parts: list[_Part], length: int
+        self, key: str, multipart_id: str, parts: list[Part], length: int
     ) -> None:
         try:
             self.client.complete_multipart_upload(
@@ -366,16 +348,15 @@ class S3Store:
         key = self.key(record.id)
         for part_id in part_ids:
             self.make_durable(part_id)
-        empty = _EmptyRow(record.id)
-        writer = _PartWriter(self, empty, [], record_each=False)
+        empty = EmptyRow(record.id)
+        writer = PartWriter(self, empty, [], record_each=False)
         try:
             for part_id in part_ids:
-                writer.receive(_BodySource(self, self.key(part_id)), None)
+                writer.receive(BodySource(self, self.key(part_id)), None)
             writer.complete_new()
         except BaseException:
             writer.discard()
             raise
-        record.offset = writer.total
         with self.engine.begin() as conn:
             conn.execute(
                 insert(tus_uploads).values(
@@ -485,260 +466,24 @@ class UploadIncomplete(Exception):
         super().__init__(f"upload {upload_id} is unfinished: its bytes can be read once complete")
 
 
-class _PartWriter:
-    """Streams bytes into parts of part_size..2 x part_size through one buffer, the row's tail
-    first. record_each: every full part is recorded as soon as S3 holds it (a plain PATCH);
-    otherwise parts wait in `pending` until finish() (a checked chunk, a concatenation)."""
-
-    def __init__(self, store: S3Store, row: Any, parts: list[_Part], *, record_each: bool):
-        self.store = store
-        self.row = row
-        self.upload_id: str = row.id
-        self.key = store.key(row.id)
-        self.capacity = 2 * store.part_size
-        self.multipart_id: str | None = row.multipart_id
-        self.created_multipart = False
-        self.parts = parts  # recorded
-        self.pending: list[_Part] = []  # in S3, not recorded yet
-        self.record_each = record_each
-        self.tail_key: str | None = row.tail_key  # the tail the row points to
-        self.tail_size: int = row.tail_size
-        self.new_tail: str | None = None
-        self.total = row.upload_offset  # bytes in S3 or in the buffer
-        self.buffer: bytearray | None = None
-        self.filled = 0
-        self.stored = False
-
-    def receive(self, source: Any, limit: int | None) -> int:
-        """Read the source to its end (or limit), sending each full buffer as a part."""
-        received = 0
-        while limit is None or received < limit:
-            fresh = self.buffer is None
-            if fresh:
-                self.buffer = bytearray(self.capacity)
-                # The tail goes in front; it is read from S3 only once a byte has arrived, so
-                # an empty body costs S3 nothing.
-                self.filled = self.tail_size if self.tail_key and not received else 0
-            room = self.capacity - self.filled
-            if limit is not None:
-                room = min(room, limit - received)
-            with memoryview(self.buffer) as view:
-                n = source.readinto(view[self.filled : self.filled + room])
-            if not n:
-                if fresh:
-                    self.buffer = None
-                break
-            if fresh and self.filled:
-                self._read_tail()
-            self.filled += n
-            received += n
-            self.total += n
-            if self.filled == self.capacity:
-                self._store_part()
-        if self.buffer is not None and self.filled == 0:
-            self.buffer = None
-        return received
-
-    def _read_tail(self) -> None:
-        assert self.buffer is not None and self.tail_key is not None
-        size, got = self.tail_size, 0
-        with self.store._s3("reading the tail of the upload"):
-            body = self.store.client.get_object(Bucket=self.store.bucket, Key=self.tail_key)
-            with memoryview(self.buffer) as view:
-                while got < size:
-                    block = body["Body"].read(min(READ_BLOCK, size - got))
-                    if not block:
-                        break
-                    view[got : got + len(block)] = block
-                    got += len(block)
-            body["Body"].close()
-        if got != size:
-            raise StorageUnavailable(
-                f"the tail of upload {self.upload_id} holds {got} bytes, not {size}"
-            )
-
-    def _store_part(self) -> None:
-        """Upload the buffer as the next part (recorded at once with record_each)."""
-        assert self.buffer is not None
-        if self.filled != self.capacity:
-            del self.buffer[self.filled :]  # in place: botocore sends a bytearray as it is
-        number = (self.parts[-1].number if self.parts else 0) + len(self.pending) + 1
-        if number > MAX_PARTS:
-            raise StorageUnavailable(f"upload {self.upload_id} would need over 10,000 parts")
-        with self.store._s3("storing a part of the upload"):
-            if self.multipart_id is None:
-                created = self.store.client.create_multipart_upload(
-                    Bucket=self.store.bucket, Key=self.key
-                )
-                self.multipart_id = created["UploadId"]
-                self.created_multipart = True
-            result = self.store.client.upload_part(
-                Bucket=self.store.bucket,
-                Key=self.key,
-                UploadId=self.multipart_id,
-                PartNumber=number,
-                Body=self.buffer,
-            )
-        self.pending.append(_Part(number, self.filled, result["ETag"]))
-        self.buffer = None
-        self.filled = 0
-        if self.record_each:
-            self._record(tail_key=None, tail_size=0)
-
-    def finish(self) -> None:
-        """At the end of the body: what is left becomes a part (if it is big enough, or the
-        upload is complete), the whole object (complete before a first part), or the new
-        tail; then everything is recorded in one transaction."""
-        if self.buffer is None or not self.filled:
-            if self.pending:
-                self._record(tail_key=None, tail_size=0)
-            return
-        length = self.row.length
-        complete = length is not None and self.total == length
-        if complete and self.multipart_id is None:
-            with self.store._s3("storing the upload"):
-                self.store.client.put_object(
-                    Bucket=self.store.bucket, Key=self.key, Body=self._take()
-                )
-            self.stored = True
-            self._record(tail_key=None, tail_size=0)
-        elif complete or self.filled >= self.store.part_size:
-            self._store_part()
-            if not self.record_each:
-                self._record(tail_key=None, tail_size=0)
-        else:
-            key = self.store._new_tail_key(self.upload_id)
-            size = self.filled
-            with self.store._s3("storing the end of the chunk"):
-                self.store.client.put_object(Bucket=self.store.bucket, Key=key, Body=self._take())
-            self.new_tail = key
-            self._record(tail_key=key, tail_size=size)
-
-    def _take(self) -> bytearray:
-        assert self.buffer is not None
-        data = self.buffer
-        del data[self.filled :]
-        self.buffer = None
-        self.filled = 0
-        return data
-
-    def _record(self, *, tail_key: str | None, tail_size: int) -> None:
-        """One transaction: the pending parts, the tail and the new offset; then the old
-        tail, which nothing points to any more, is deleted."""
-        parts = self.parts + self.pending
-        offset = sum(p.size for p in parts) + tail_size
-        if self.stored:
-            offset = self.total
-        values: dict[str, Any] = {
-            "upload_offset": offset,
-            "multipart_id": self.multipart_id,
-            "tail_key": tail_key,
-            "tail_size": tail_size,
-            "stored": self.stored,
-        }
-        with self.store.engine.begin() as conn:
-            if self.pending:
-                conn.execute(
-                    insert(tus_upload_parts),
-                    [
-                        {"upload_id": self.upload_id, "number": p.number}
-                        | {"size": p.size, "etag": p.etag}
-                        for p in self.pending
-                    ],
-                )
-            result = conn.execute(
-                update(tus_uploads)
-                .where(tus_uploads.c.id == self.upload_id, tus_uploads.c.gone_reason.is_(None))
-                .values(**values)
-            )
-            if result.rowcount != 1:
-                raise UploadNotFound(self.upload_id)  # terminated meanwhile: strays now
-        self.parts, self.pending = parts, []
-        old, self.tail_key, self.tail_size = self.tail_key, tail_key, tail_size
-        if old and old != tail_key:
-            self.store._delete_quietly(old)
-
-    def complete_new(self) -> None:
-        """Concatenation: store what is left and complete the new object (no row yet)."""
-        if self.buffer is not None and self.filled and self.multipart_id is None:
-            with self.store._s3("storing the upload"):
-                self.store.client.put_object(
-                    Bucket=self.store.bucket, Key=self.key, Body=self._take()
-                )
-        elif self.buffer is not None and self.filled:
-            self._store_part()
-        elif self.multipart_id is None:
-            with self.store._s3("storing the upload"):
-                self.store.client.put_object(Bucket=self.store.bucket, Key=self.key, Body=b"")
-        if self.multipart_id is not None:
-            with self.store._s3("completing the upload"):
-                self.store._complete_multipart(
-                    self.key, self.multipart_id, self.pending, self.total
-                )
-            self.multipart_id = None
-        self.stored = True
-
-    def discard(self) -> None:
-        """A checked chunk that failed its check, or a failed concatenation: nothing is
-        recorded; what this request alone put in S3 goes (unrecorded parts of an existing
-        multipart upload are replaced by the next parts of the same numbers)."""
-        self.buffer = None
-        try:
-            with self.store._s3("discarding a refused chunk"):
-                if self.new_tail:
-                    self.store.client.delete_object(Bucket=self.store.bucket, Key=self.new_tail)
-                if self.created_multipart and self.multipart_id and not self.parts:
-                    self.store._abort(self.key, self.multipart_id)
-                if self.stored and isinstance(self.row, _EmptyRow):
-                    self.store.client.delete_object(Bucket=self.store.bucket, Key=self.key)
-        except StorageUnavailable:
-            log.warning("could not discard what upload %s stored (strays now)", self.upload_id)
-
-
-class _EmptyRow:
-    """The state of an upload that has no row yet (a final upload being assembled)."""
-
-    def __init__(self, upload_id: str) -> None:
-        self.id = upload_id
-        self.multipart_id = None
-        self.tail_key = None
-        self.tail_size = 0
-        self.upload_offset = 0
-        self.length = None
-
-
-class _BodySource:
-    """A ChunkSource over an object's GET body."""
-
-    def __init__(self, store: S3Store, key: str) -> None:
-        with store._s3("reading a part upload"):
-            self.body = store.client.get_object(Bucket=store.bucket, Key=key)["Body"]
-        self.store = store
-
-    def readinto(self, buffer: memoryview) -> int:
-        with self.store._s3("reading a part upload"):
-            data = self.body.read(min(len(buffer), READ_BLOCK))
-        buffer[: len(data)] = data
-        if not data:
-            self.body.close()
-        return len(data)
-
-
 def _live(row: Row | None, upload_id: str) -> Row:
     if row is None:
         raise UploadNotFound(upload_id)
     if row.gone_reason is not None:
-        raise UploadGone(upload_id, row.gone_reason, row.owner)
+        # A retired upload (finished, data removed after the grace period) keeps its record:
+        # HEAD still tells a client that it is complete.
+        record = _to_record(row) if row.gone_reason == "retired" else None
+        raise UploadGone(upload_id, row.gone_reason, row.owner, record)
     return row
 
 
-def _parts(conn: Connection, upload_id: str) -> list[_Part]:
+def _parts(conn: Connection, upload_id: str) -> list[Part]:
     rows = conn.execute(
         select(tus_upload_parts.c.number, tus_upload_parts.c.size, tus_upload_parts.c.etag)
         .where(tus_upload_parts.c.upload_id == upload_id)
         .order_by(tus_upload_parts.c.number)
     )
-    return [_Part(*r) for r in rows]
+    return [Part(*r) for r in rows]
 
 
 def _record_values(record: UploadRecord) -> dict[str, Any]:

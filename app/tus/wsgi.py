@@ -1,29 +1,28 @@
 """The web adapter of the tus server: a WSGI application for /files/ that passes every other
 path to the application behind it (the Flask app).
 
-It is plain WSGI rather than a Flask blueprint because Flask's per-request work (request
-context, session, URL matching, before/after hooks, Response objects) was about a sixth of a
-worker's CPU on a photo upload, which is two small requests. The adapter does the little a tus
-request needs: routing, authentication through a callback, CORS for configured origins, the
-request body (wsgi_body.py) and the response."""
+It is plain WSGI rather than a Flask blueprint: a tus request needs none of Flask's
+per-request work (bench/README.md measures it). The adapter does the little a tus request
+needs: routing, authentication through a callback (before any body byte is read), CORS for
+configured origins, the request body (wsgi_body.py) and the response."""
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
-from werkzeug.utils import send_file
 from werkzeug.wsgi import get_host
 
 from app.tus import errors
-from app.tus.errors import TUS_RESUMABLE, TusError, error_response
+from app.tus.constants import ALL_METHODS, REASONS, REQUEST_HEADERS, RESPONSE_HEADERS
+from app.tus.errors import TusError
 from app.tus.handler import TusHandler
 from app.tus.messages import Headers, TusRequest, TusResponse
-from app.tus.wsgi_body import WsgiBody, request_body, socket_timeout
+from app.tus.wsgi_body import request_body, socket_timeout
 
 log = logging.getLogger("app.tus")
 
@@ -31,23 +30,28 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 # authenticate(environ) -> (owner, is_admin), or None (answered 401); it may raise TusError.
 Authenticate = Callable[[dict[str, Any]], "tuple[str, bool] | None"]
 
-METHODS = ["OPTIONS", "POST", "HEAD", "PATCH", "DELETE", "GET"]
-ALLOW_HEADERS = (
-    "Authorization, Content-Type, Upload-Length, Upload-Offset, Tus-Resumable, Upload-Metadata, "
-    "Upload-Defer-Length, Upload-Concat, Upload-Checksum, X-HTTP-Method-Override, X-Requested-With"
-)
-EXPOSE_HEADERS = (
-    "Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, Upload-Defer-Length, "
-    "Upload-Concat, Tus-Version, Tus-Resumable, Tus-Max-Size, Tus-Extension, "
-    "Tus-Checksum-Algorithm, Tuscam-Capture-Id, Tuscam-Capture-Status, Tuscam-Capture-Reason"
-)
-REASONS = {460: "Checksum Mismatch"}
 NO_BODY = (204, 304)
+CLOSE = "X-Tus-Close-Connection"  # internal marker, never sent: close after this answer
+
+
+class AfterResponse:
+    """A response body whose close() (called by the server once it is written) runs a step."""
+
+    def __init__(self, chunks: Iterable[bytes], then: Callable[[], None]) -> None:
+        self.chunks = chunks
+        self.then = then
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        self.then()
 
 
 class TusWsgiApp:
     """Serves `prefix` (the collection) and `prefix/<upload id>`; anything else goes to
-    `fallback`. Mount it around the Flask app: app.wsgi_app = TusWsgiApp(..., app.wsgi_app)."""
+    `fallback`. Mount it around the Flask app: app.wsgi_app = TusWsgiApp(..., app.wsgi_app).
+    `expose_headers`: the application's own response headers a browser may read (CORS)."""
 
     def __init__(
         self,
@@ -57,12 +61,14 @@ class TusWsgiApp:
         *,
         prefix: str = "/files",
         cors_origins: Sequence[str] = (),
+        expose_headers: Sequence[str] = (),
     ) -> None:
         self.handler = handler
         self.authenticate = authenticate
         self.fallback = fallback
         self.prefix = prefix.rstrip("/")
         self.allowed_origins = frozenset(cors_origins)
+        self.expose_headers = ", ".join((*RESPONSE_HEADERS, *expose_headers))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -73,43 +79,41 @@ class TusWsgiApp:
             response = self._respond(environ, method, path[len(self.prefix) + 1 :])
         except Exception:  # a bug must still be answered (and logged), as Flask would
             log.exception("tus %s %s failed", method, path)
-            response = error_response(errors.internal_error(), method)
+            response = self.handler.refuse(errors.internal_error(), method)
         return self._send(environ, method, response, start_response)
 
     def _respond(self, environ: dict[str, Any], method: str, rest: str) -> TusResponse:
         if "/" in rest:
-            return error_response(errors.upload_not_found(), method)
+            return self.handler.refuse(errors.upload_not_found(), method)
         headers = wsgi_headers(environ)
         if method == "OPTIONS":  # discovery and CORS preflight: no authentication
             return self.handler.options()
         try:
-            body, body_timeout = request_body(environ, headers, self.handler)
+            who = self.authenticate(environ)
+            if who is None:
+                raise unauthorized()
         except TusError as exc:
-            return error_response(exc, method)
+            # Refused before a byte of the body is read: the connection closes after the answer
+            # rather than reading what a stranger sends (see _send).
+            return self.handler.refuse(exc.with_headers({CLOSE: "1"}), method)
+        try:
+            body, body_timeout = request_body(environ, headers, self.handler.config)
+        except TusError as exc:
+            return self.handler.refuse(exc, method)
         with socket_timeout(environ, body_timeout):
-            try:
-                response = self._answer(environ, method, rest, headers, body)
-            except TusError as exc:  # refused by authentication (the handler answers its own)
-                response = error_response(exc, method)
+            response = self.handler.handle(
+                TusRequest(
+                    method=method,
+                    upload_id=rest or None,
+                    headers=headers,
+                    body=body,
+                    owner=who[0],
+                    is_admin=who[1],
+                    base_url=self._base_url(environ),
+                )
+            )
             body.drain()
         return response
-
-    def _answer(
-        self, environ: dict[str, Any], method: str, rest: str, headers: Headers, body: WsgiBody
-    ) -> TusResponse:
-        who = self.authenticate(environ)
-        if who is None:
-            raise unauthorized()
-        request = TusRequest(
-            method=method,
-            upload_id=rest or None,
-            headers=headers,
-            body=body,  # type: ignore[arg-type]  # read() is all the core uses
-            owner=who[0],
-            is_admin=who[1],
-            base_url=self._base_url(environ),
-        )
-        return self.handler.handle(request)
 
     def _base_url(self, environ: dict[str, Any]) -> str:
         return collection_url(
@@ -129,39 +133,23 @@ class TusWsgiApp:
         start_response: Callable[..., Any],
     ) -> Iterable[bytes]:
         headers = dict(tus.headers)
-        if method != "OPTIONS":
-            headers.setdefault("Tus-Resumable", TUS_RESUMABLE)  # every response but OPTIONS
+        headers["X-Content-Type-Options"] = "nosniff"
+        close = headers.pop(CLOSE, None) is not None
         self._cors(environ, method, headers)
-        if tus.file_path is not None:
-            return self._send_file(environ, tus, headers, start_response)
-        if tus.status not in NO_BODY:
+        body: Iterable[bytes]
+        if tus.stream is not None:  # GET: Content-Length set by the handler
+            body = tus.stream
+        elif tus.status in NO_BODY:
+            body = []
+        else:
             headers["Content-Length"] = str(len(tus.body))
+            body = [] if method == "HEAD" else [tus.body]
         start_response(status_line(tus.status), list(headers.items()))
-        return [] if tus.status in NO_BODY or method == "HEAD" else [tus.body]
+        if close and self.handler.config.direct_socket and "gunicorn.socket" in environ:
+            from app.tus.gunicorn_body import end_connection  # gunicorn only (fenced)
 
-    def _send_file(
-        self,
-        environ: dict[str, Any],
-        tus: TusResponse,
-        headers: dict[str, str],
-        start_response: Callable[..., Any],
-    ) -> Iterable[bytes]:
-        assert tus.file_path is not None
-        try:
-            response = send_file(
-                tus.file_path,
-                environ,
-                mimetype="application/octet-stream",
-                as_attachment=True,
-                download_name=tus.download_name or tus.file_path.name,
-            )
-        except FileNotFoundError:  # terminated between the check and the read
-            gone = error_response(errors.upload_not_found(), "GET")
-            return self._send(environ, "GET", gone, start_response)
-        for key, value in headers.items():
-            if key.lower() != "content-type":
-                response.headers[key] = value
-        return response(environ, start_response)
+            return AfterResponse(body, lambda: end_connection(environ))
+        return body
 
     def _cors(self, environ: dict[str, Any], method: str, headers: dict[str, str]) -> None:
         if not self.allowed_origins:
@@ -173,11 +161,11 @@ class TusWsgiApp:
         headers["Access-Control-Allow-Origin"] = origin
         headers["Access-Control-Allow-Credentials"] = "true"
         if method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
-            headers["Access-Control-Allow-Methods"] = ", ".join(METHODS)
-            headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
+            headers["Access-Control-Allow-Methods"] = ", ".join(ALL_METHODS)
+            headers["Access-Control-Allow-Headers"] = ", ".join(REQUEST_HEADERS)
             headers["Access-Control-Max-Age"] = "86400"
         else:
-            headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+            headers["Access-Control-Expose-Headers"] = self.expose_headers
 
 
 @functools.lru_cache(maxsize=64)

@@ -225,16 +225,16 @@ class CameraCaptureService:
         if not relative or not self.store.exists(relative):
             self._reject(capture, "original file is missing from the store")
             return
-        path = self.store.path(relative)
-        if _sha256_of(path) != capture.sha256:
-            self._reject(capture, "stored original does not match its sha256")
-            return
-        expected = (capture.metadata_extra or {}).get("expected_sha256")
-        if expected and expected != capture.sha256:
-            self._reject(capture, f"sha256 mismatch: expected {expected}, got {capture.sha256}")
-            return
-        capture.duplicate_of_id = None
-        self._inspect(capture, path, created, replace_thumbnail=True)
+        with self.store.local_copy(relative) as path:  # a download when the store is S3
+            if _sha256_of(path) != capture.sha256:
+                self._reject(capture, "stored original does not match its sha256")
+                return
+            expected = (capture.metadata_extra or {}).get("expected_sha256")
+            if expected and expected != capture.sha256:
+                self._reject(capture, f"sha256 mismatch: expected {expected}, got {capture.sha256}")
+                return
+            capture.duplicate_of_id = None
+            self._inspect(capture, path, created, replace_thumbnail=True)
         if capture.status == CaptureStatus.ACCEPTED:
             twin = self._accepted_twin(capture.session_id, capture.sha256, before=capture.id)
             if twin is not None:

@@ -63,6 +63,11 @@ class CaptureStore:
     def exists(self, relative: str) -> bool:
         return self.path(relative).is_file()
 
+    @contextmanager
+    def local_copy(self, relative: str) -> Iterator[Path]:
+        """A stored file as a local path for reading (here: the file itself)."""
+        yield self.path(relative)
+
     # -- staging -----------------------------------------------------------------------------
     def temp_path(self, suffix: str = "") -> Path:
         tmp = self.root / "tmp"

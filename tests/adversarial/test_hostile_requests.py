@@ -387,8 +387,8 @@ def test_a_final_with_upload_length_is_400(hostile: Hostile, op: Operator) -> No
 
 
 def test_a_final_over_the_maximum_size_is_413(hostile: Hostile, op: Operator) -> None:
-    part = _partial(op, b"z" * 1_000_001)
-    value = "final;" + " ".join([f"/files/{part}"] * 4)
+    parts = [_partial(op, b"z" * 1_000_001) for _ in range(4)]
+    value = "final;" + " ".join(f"/files/{part}" for part in parts)
     headers = {**op.auth, "Upload-Concat": value, "Upload-Metadata": op.metadata()}
     with nothing_changes(hostile):
         r = raw(hostile.server.port, "POST", "/files/", headers)

@@ -10,7 +10,7 @@ import pytest
 
 from app.config import load
 from app.lockers import locker_kind
-from app.tus.locking import FileLocker
+from app.tus.filelocker import FileLocker
 from app.tus.pglocker import PgLocker
 from tests.conftest import make_test_app
 from tests.support.postgres import PostgresServer

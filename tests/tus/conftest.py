@@ -13,9 +13,12 @@ from typing import BinaryIO
 import pytest
 
 from app.tus.config import TusConfig
+from app.tus.filelocker import FileLocker
+from app.tus.filestore import FileStore
 from app.tus.handler import TusHandler
 from app.tus.hooks import Hooks
 from app.tus.messages import TusRequest, TusResponse
+from app.tus.storage import Locker, Storage
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTETS = "application/offset+octet-stream"
@@ -103,17 +106,43 @@ def clock() -> Clock:
     return Clock()
 
 
+def file_parts(directory: Path, block_size: int = 4096) -> tuple[FileStore, FileLocker]:
+    """The one-machine composition: a file store and flock locks in one folder."""
+    store = FileStore(directory, block_size=block_size)
+    return store, FileLocker(directory, link_to=store.path_of)
+
+
+def make_handler(
+    directory: Path, config: TusConfig | None = None, hooks: Hooks | None = None, **kwargs: object
+) -> TusHandler:
+    store, locker = file_parts(directory)
+    return TusHandler(store, locker, hooks, config or TusConfig(), **kwargs)  # type: ignore[arg-type]
+
+
 @pytest.fixture
-def config(tmp_path: Path) -> TusConfig:
+def upload_dir(tmp_path: Path) -> Path:
+    return tmp_path / "uploads"
+
+
+@pytest.fixture
+def config() -> TusConfig:
     return TusConfig(
-        upload_dir=tmp_path / "uploads",
         max_size=10_000_000,
         lock_timeout=2.0,
         body_idle_timeout=2.0,
-        block_size=4096,
         max_unfinished_per_owner=20,
         max_metadata_bytes=1024,
     )
+
+
+@pytest.fixture
+def store(upload_dir: Path) -> Storage:
+    return FileStore(upload_dir, block_size=4096)
+
+
+@pytest.fixture
+def locker(upload_dir: Path, store: Storage) -> Locker:
+    return FileLocker(upload_dir, link_to=getattr(store, "path_of", None))
 
 
 @pytest.fixture
@@ -122,10 +151,15 @@ def hooks() -> Hooks:
 
 
 @pytest.fixture
-def handler(config: TusConfig, hooks: Hooks, clock: Clock) -> TusHandler:
-    return TusHandler(config, hooks=hooks, clock=clock)
+def handler(
+    store: Storage, locker: Locker, config: TusConfig, hooks: Hooks, clock: Clock
+) -> TusHandler:
+    return TusHandler(store, locker, hooks, config, clock=clock)
 
 
 @pytest.fixture
 def client(handler: TusHandler) -> Client:
     return Client(handler)
+
+
+from tests.tus.s3fixtures import s3_store, tus_database, tus_template  # noqa: E402, F401

@@ -15,11 +15,12 @@ import pytest
 from app.tus.config import TusConfig
 from app.tus.handler import TusHandler
 from app.tus.hooks import Hooks, UploadInfo
-from tests.tus.conftest import OCTETS, Client, Clock, meta
+from app.tus.maintenance import cleanup
+from tests.tus.conftest import OCTETS, Client, Clock, make_handler, meta
 
 
-def upload_files(config: TusConfig) -> set[str]:
-    return {p.name for p in config.upload_dir.iterdir() if not p.name.startswith(".")}
+def upload_files(upload_dir: Path) -> set[str]:
+    return {p.name for p in upload_dir.iterdir() if not p.name.startswith(".")}
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_options_advertise_every_extension_and_algorithm(client: Client) -> None
 
 
 def test_without_expiry_expiration_is_not_advertised(tmp_path: Path) -> None:
-    handler = TusHandler(TusConfig(upload_dir=tmp_path, expiry_seconds=None))
+    handler = make_handler(tmp_path, TusConfig(expiry_seconds=None))
     r = Client(handler).request("OPTIONS", None)
     assert "expiration" not in r.headers["Tus-Extension"]
     assert "Tus-Max-Size" not in r.headers
@@ -91,13 +92,13 @@ def test_post_with_part_of_the_body_keeps_it(client: Client, finished) -> None:
 
 
 def test_post_body_longer_than_the_upload_is_refused_before_anything_is_stored(
-    client: Client, config: TusConfig
+    client: Client, config: TusConfig, upload_dir: Path
 ) -> None:
     r = client.request(
         "POST", None, {"Upload-Length": "3", "Content-Type": OCTETS, "Content-Length": "4"}, b"abcd"
     )
     assert r.status == 413
-    assert upload_files(config) == set()
+    assert upload_files(upload_dir) == set()
 
 
 def test_post_body_of_another_type_is_ignored(client: Client) -> None:
@@ -158,7 +159,7 @@ def test_upload_expires_is_an_imf_fixdate_on_post_patch_and_head(
 
 
 def test_cleanup_removes_expired_unfinished_uploads_only(
-    handler: TusHandler, client: Client, clock: Clock, config: TusConfig
+    handler: TusHandler, client: Client, clock: Clock, upload_dir: Path
 ) -> None:
     stale = client.create(10)
     done = client.create(2)
@@ -167,14 +168,32 @@ def test_cleanup_removes_expired_unfinished_uploads_only(
     fresh = client.create(10)
     clock.advance(hours=2)
     assert client.head(stale).status == 410  # expired even before cleanup
-    assert handler.cleanup() == 1
+    assert cleanup(handler).expired == 1
     assert client.head(stale).status == 410  # a tombstone remembers it
-    assert client.offset(fresh) == 0 and client.offset(done) == 2
-    assert not (config.upload_dir / stale).exists()
+    assert client.offset(fresh) == 0
+    assert not (upload_dir / stale).exists()
     clock.advance(days=8)
-    assert handler.cleanup(clock.now) == 1  # fresh has expired by now
+    assert cleanup(handler, clock.now).expired == 1  # fresh has expired by now
     assert client.head(stale).status == 404  # old tombstones are forgotten
-    assert client.offset(done) == 2
+
+
+def test_cleanup_retires_finished_uploads_after_the_grace_period_and_head_still_answers(
+    handler: TusHandler, client: Client, clock: Clock, upload_dir: Path
+) -> None:
+    done = client.create(2, meta(filename="d"))
+    assert client.patch(done, 0, b"ok").status == 204
+    clock.advance(seconds=handler.config.retain_seconds - 1)
+    assert cleanup(handler).retired == 0
+    clock.advance(seconds=2)
+    assert cleanup(handler).retired == 1
+    assert not (upload_dir / done).exists()
+    head = client.head(done)
+    assert head.status == 200
+    assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == "2"
+    assert head.headers["Upload-Metadata"] == meta(filename="d")
+    assert client.request("GET", done).status == 410
+    assert client.patch(done, 2, b"").status == 410
+    assert Client(handler, "mallory").head(done).status == 404
 
 
 # --- checksum -------------------------------------------------------------------------------
@@ -198,15 +217,15 @@ def test_a_matching_checksum_stores_the_chunk(client: Client, algorithm: str) ->
 
 @pytest.mark.parametrize("algorithm", ["sha1", "md5", "sha256", "crc32"])
 def test_a_checksum_mismatch_discards_the_chunk_and_keeps_the_offset(
-    client: Client, config: TusConfig, algorithm: str
+    client: Client, config: TusConfig, algorithm: str, upload_dir: Path
 ) -> None:
     upload_id = client.create(20)
     assert client.patch(upload_id, 0, b"first").status == 204
     r = client.patch(upload_id, 5, b"second", **{"Upload-Checksum": _digest(algorithm, b"other!")})
     assert r.status == 460
     assert client.offset(upload_id) == 5
-    assert (config.upload_dir / upload_id).read_bytes() == b"first"
-    assert not (config.upload_dir / f"{upload_id}.chunk").exists()
+    assert (upload_dir / upload_id).read_bytes() == b"first"
+    assert not (upload_dir / f"{upload_id}.chunk").exists()
 
 
 def test_a_checksummed_chunk_cut_short_is_discarded(client: Client) -> None:
@@ -223,7 +242,9 @@ def test_a_checksummed_chunk_cut_short_is_discarded(client: Client) -> None:
     assert r.status == 400 and client.offset(upload_id) == 0
 
 
-def test_a_checksum_mismatch_on_post_leaves_no_upload(client: Client, config: TusConfig) -> None:
+def test_a_checksum_mismatch_on_post_leaves_no_upload(
+    client: Client, config: TusConfig, upload_dir: Path
+) -> None:
     r = client.request(
         "POST",
         None,
@@ -236,21 +257,21 @@ def test_a_checksum_mismatch_on_post_leaves_no_upload(client: Client, config: Tu
         b"abc",
     )
     assert r.status == 460 and "Location" not in r.headers
-    assert not any(name.endswith(".info") for name in upload_files(config))
+    assert not any(name.endswith(".info") for name in upload_files(upload_dir))
 
 
 # --- termination ----------------------------------------------------------------------------
 
 
 def test_delete_frees_the_files_and_tells_the_hook(
-    handler: TusHandler, client: Client, config: TusConfig
+    handler: TusHandler, client: Client, config: TusConfig, upload_dir: Path
 ) -> None:
     terminated: list[UploadInfo] = []
     handler.hooks.post_terminate = terminated.append
     upload_id = client.create(10, meta(filename="x"))
     assert client.patch(upload_id, 0, b"abc").status == 204
     assert client.request("DELETE", upload_id).status == 204
-    assert upload_files(config) == {f"{upload_id}.gone"}
+    assert upload_files(upload_dir) == {f"{upload_id}.gone"}
     assert [(i.id, i.offset, i.metadata) for i in terminated] == [(upload_id, 3, {"filename": "x"})]
     assert client.patch(upload_id, 3, b"d").status == 410
 
@@ -274,26 +295,26 @@ def _partial(client: Client, data: bytes, **meta_values: str) -> str:
 
 
 def test_a_final_upload_is_its_partials_in_order(
-    client: Client, config: TusConfig, finished
+    client: Client, config: TusConfig, finished, upload_dir: Path
 ) -> None:
     a = _partial(client, b"alpha-", filename="a")
     b = _partial(client, b"beta")
     assert finished == []  # partial uploads never run the finish hook
-    header = f"final;http://example.test/files/{b} /files/{a} {b}"
+    header = f"final;http://example.test/files/{b} /files/{a}"
     r = client.request(
         "POST", None, {"Upload-Concat": header, "Upload-Metadata": meta(filename="f")}
     )
     assert r.status == 201 and r.headers["Tuscam-Capture-Id"] == "1"
     final = r.headers["Location"].rsplit("/", 1)[1]
-    assert (config.upload_dir / final).read_bytes() == b"betaalpha-beta"
+    assert (upload_dir / final).read_bytes() == b"betaalpha-"
     info, data = finished[0]
-    assert data == b"betaalpha-beta" and info.is_final and info.length == 14
+    assert data == b"betaalpha-" and info.is_final and info.length == 10
     assert info.metadata == {"filename": "f"}  # the partials' metadata is not carried over
     head = client.head(final)
     assert head.headers["Upload-Concat"] == header
-    assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == "14"
+    assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == "10"
     assert head.headers["Tuscam-Capture-Id"] == "1"
-    assert client.patch(final, 14, b"").status == 403
+    assert client.patch(final, 10, b"").status == 403
     assert len(finished) == 1
 
 
@@ -318,7 +339,12 @@ def test_a_final_without_metadata_of_its_own_has_none(client: Client, finished) 
     ],
 )
 def test_a_final_naming_an_unusable_upload_is_refused(
-    handler: TusHandler, client: Client, config: TusConfig, problem: str, status: int
+    handler: TusHandler,
+    client: Client,
+    config: TusConfig,
+    problem: str,
+    status: int,
+    upload_dir: Path,
 ) -> None:
     good = _partial(client, b"ok")
     headers = {}
@@ -342,10 +368,10 @@ def test_a_final_naming_an_unusable_upload_is_refused(
         value = f"final;{good} /files/{good}/.."
     if problem == "with-length":
         headers["Upload-Length"] = "4"
-    before = upload_files(config)
+    before = upload_files(upload_dir)
     r = client.request("POST", None, {"Upload-Concat": value, **headers})
     assert r.status == status, r
-    assert upload_files(config) == before
+    assert upload_files(upload_dir) == before
 
 
 def test_a_partial_may_be_reused_by_several_finals(client: Client, finished) -> None:

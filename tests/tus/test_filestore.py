@@ -1,6 +1,6 @@
 """FileStore: ids validated before any path, record updates as appended lines that a cut never
-corrupts (hypothesis), the offset is the data file's size and never more than the length, quota
-markers, housekeeping of stray files."""
+corrupts (hypothesis), the offset is the data file's size and never more than the length, what
+each owner holds (quotas), retired tombstones, housekeeping of stray files."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.tus.filestore import RECORD_LOG_BYTES, FileStore
-from app.tus.storage import OffsetMismatch, UploadGone, UploadNotFound, UploadRecord
+from app.tus.storage import OffsetMismatch, OwnerUsage, UploadGone, UploadNotFound, UploadRecord
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -48,15 +48,17 @@ def test_a_path_is_never_built_from_an_invalid_id(store: FileStore, bad: str) ->
 
 
 def test_a_record_round_trips_and_leaves_no_temp_file(store: FileStore, tmp_path: Path) -> None:
-    rec = record()
-    rec.metadata_header = "k dg=="
-    rec.finish_headers = {"A": "b"}
-    rec.expires_at = NOW + timedelta(days=1)
+    rec = replace(
+        record(),
+        metadata_header="k dg==",
+        finish_headers={"A": "b"},
+        expires_at=NOW + timedelta(days=1),
+    )
     store.create(rec)
     loaded = store.get_info(rec.id)
     assert loaded == rec
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [".owners", rec.id, rec.id + ".info"]
+    names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".owners"))
+    assert names == [rec.id, rec.id + ".info"]
     assert json.loads((tmp_path / f"{rec.id}.info").read_text())["metadata"] == "k dg=="
 
 
@@ -119,36 +121,63 @@ def test_sweep_forgets_old_tombstones_and_stray_files(store: FileStore) -> None:
         store.get_info("c" * 32)
 
 
-def test_unfinished_uploads_are_counted_per_owner(store: FileStore) -> None:
+def test_what_an_owner_holds_is_counted_per_owner(store: FileStore) -> None:
     store.create(record("1" * 32))
     store.create(record("2" * 32, length=2))
     store.create(record("3" * 32, length=0))  # complete at creation
     store.create(record("4" * 32, owner="other"))
-    assert store.count_unfinished("o", NOW) == 2
+    assert store.owner_usage("o", NOW) == OwnerUsage(unfinished=2, bytes=12)
     store.write_chunk("2" * 32, Source(b"xy"), 0, None)
-    assert store.count_unfinished("o", NOW) == 1
+    store.save_info(replace(store.get_info("2" * 32), finished=True))  # the handler's report
+    assert store.owner_usage("o", NOW) == OwnerUsage(unfinished=1, bytes=12)
     store.terminate("1" * 32, "terminated", NOW)
-    assert store.count_unfinished("o", NOW) == 0
+    assert store.owner_usage("o", NOW) == OwnerUsage(unfinished=0, bytes=2)
+    assert store.owner_usage("nobody", NOW) == OwnerUsage(0, 0)
 
 
-def test_below_the_limit_the_markers_answer_and_at_it_the_records_decide(
+def test_expired_uploads_no_longer_count_as_unfinished_but_hold_their_bytes(
     store: FileStore,
 ) -> None:
-    for i in range(3):
-        store.create(record(str(i) * 32, length=1))
-    store.write_chunk("0" * 32, Source(b"x"), 0, None)  # finished: its marker is stale now
-    assert store.count_unfinished("o", NOW, limit=4) == 3  # an upper bound, below the limit
-    assert store.count_unfinished("o", NOW, limit=3) == 2  # at the limit: exact, and swept
-    assert store.count_unfinished("o", NOW, limit=3) == 2
-    assert store.count_unfinished("nobody", NOW, limit=3) == 0
+    store.create(replace(record(length=5), expires_at=NOW + timedelta(seconds=10)))
+    assert store.owner_usage("o", NOW).unfinished == 1
+    assert store.owner_usage("o", NOW + timedelta(seconds=11)) == OwnerUsage(0, 5)
+
+
+def test_a_deferred_upload_holds_what_it_stored(store: FileStore) -> None:
+    store.create(record(length=None))
+    store.write_chunk("b" * 32, Source(b"12345"), 0, None)
+    assert store.owner_usage("o", NOW) == OwnerUsage(unfinished=1, bytes=5)
+
+
+def test_the_owner_index_is_rebuilt_from_the_records(store: FileStore, tmp_path: Path) -> None:
+    store.create(record("1" * 32, length=7))
+    store.create(record("2" * 32, length=3, owner="other"))
+    (tmp_path / ".owners.sqlite3").unlink()
+    for extra in tmp_path.glob(".owners.sqlite3-*"):
+        extra.unlink()
+    again = FileStore(tmp_path)
+    assert again.owner_usage("o", NOW) == OwnerUsage(unfinished=1, bytes=7)
+    assert again.owner_usage("other", NOW) == OwnerUsage(unfinished=1, bytes=3)
+
+
+def test_a_retired_upload_keeps_its_record_in_the_tombstone(store: FileStore) -> None:
+    store.create(record(length=2))
+    store.write_chunk("b" * 32, Source(b"ok"), 0, None)
+    store.save_info(replace(store.get_info("b" * 32), finished=True, finish_headers={"X": "1"}))
+    store.terminate("b" * 32, "retired", NOW)
+    with pytest.raises(UploadGone) as gone:
+        store.get_info("b" * 32)
+    assert gone.value.reason == "retired" and gone.value.record is not None
+    assert gone.value.record.offset == 2 and gone.value.record.finish_headers == {"X": "1"}
+    assert store.owner_usage("o", NOW) == OwnerUsage(0, 0)
+    assert not store.path_of("b" * 32).exists()
 
 
 def test_concatenation_assembles_the_parts_then_publishes_the_record(store: FileStore) -> None:
     for upload_id, data in (("1" * 32, b"one"), ("2" * 32, b"two")):
         store.create(record(upload_id, length=3))
         store.write_chunk(upload_id, Source(data), 0, None)
-    final = record("f" * 32, length=9)
-    final.concat_header = "final;x"
+    final = replace(record("f" * 32, length=9), concat_header="final;x")
     store.concatenate(final, ("2" * 32, "1" * 32, "2" * 32))
     assert store.path_of("f" * 32).read_bytes() == b"twoonetwo"
     assert store.get_info("f" * 32).offset == 9
@@ -170,7 +199,7 @@ def fsynced_paths(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return seen
 
 
-def test_creation_and_patches_force_nothing_to_disk_finalize_makes_it_all_durable(
+def test_creation_and_patches_force_nothing_to_disk_make_durable_makes_it_all_durable(
     store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen = fsynced_paths(monkeypatch)
@@ -179,7 +208,7 @@ def test_creation_and_patches_force_nothing_to_disk_finalize_makes_it_all_durabl
     store.write_chunk(rec.id, Source(b"01234"), 0, 10)
     store.save_info(rec)  # e.g. a later expiry: atomic, not fsynced
     assert seen == []
-    store.finalize(rec.id)
+    store.make_durable(rec.id)
     assert seen == [tmp_path / rec.id, tmp_path / f"{rec.id}.info", tmp_path]
 
 
@@ -207,13 +236,6 @@ def test_a_record_update_is_a_line_and_a_cut_line_leaves_the_previous_record(
     assert store.get_info(rec.id).finished is True
 
 
-def test_a_completed_upload_stops_counting_at_once(store: FileStore) -> None:
-    store.create(record(length=1))
-    store.write_chunk("b" * 32, Source(b"x"), 0, None)
-    store.mark_complete(store.get_info("b" * 32))
-    assert store.count_unfinished("o", NOW, limit=100) == 0
-
-
 def test_a_record_cut_by_a_power_loss_reads_as_an_unknown_upload(store: FileStore) -> None:
     rec = record()
     store.create(rec)
@@ -222,17 +244,6 @@ def test_a_record_cut_by_a_power_loss_reads_as_an_unknown_upload(store: FileStor
         info.write_bytes(cut)
         with pytest.raises(UploadNotFound):
             store.get_info(rec.id)
-
-
-def test_an_owner_folder_removed_meanwhile_is_made_again(store: FileStore) -> None:
-    store.create(record("c" * 32, owner="alice"))
-    for marker in store.owners.rglob("*"):
-        if marker.is_file():
-            marker.unlink()
-    for folder in store.owners.iterdir():
-        folder.rmdir()
-    store.create(record("d" * 32, owner="alice"))
-    assert store.count_unfinished("alice", NOW) == 1
 
 
 @settings(

@@ -13,7 +13,7 @@ from gunicorn.http.body import Body, ChunkedReader, LengthReader
 from gunicorn.http.unreader import SocketUnreader
 
 from app.tus.body import BodyTimeout
-from app.tus.wsgi_body import GunicornBody, gunicorn_body
+from app.tus.gunicorn_body import GunicornBody, gunicorn_body
 
 NEXT_REQUEST = b"HEAD /files/x HTTP/1.1\r\nHost: h\r\n\r\n"
 

@@ -12,7 +12,8 @@ import pytest
 from app.tus.config import TusConfig
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
-from tests.tus.conftest import Client, meta
+from app.tus.maintenance import reconcile
+from tests.tus.conftest import Client, make_handler, meta
 
 
 class Recorder:
@@ -43,7 +44,7 @@ def hooks(recorder: Recorder) -> Hooks:
 
 
 def test_pre_create_refusal_answers_its_status_and_stores_nothing(
-    handler: TusHandler, client: Client, config: TusConfig
+    handler: TusHandler, client: Client, config: TusConfig, upload_dir: Path
 ) -> None:
     seen: list[CreateContext] = []
 
@@ -67,7 +68,7 @@ def test_pre_create_refusal_answers_its_status_and_stores_nothing(
             is_final=False,
         )
     ]
-    assert [p for p in config.upload_dir.iterdir() if not p.name.startswith(".")] == []
+    assert [p for p in upload_dir.iterdir() if not p.name.startswith(".")] == []
 
 
 def test_a_crashing_pre_create_is_a_500_not_an_upload(handler: TusHandler, client: Client) -> None:
@@ -147,8 +148,8 @@ def test_reconcile_finishes_uploads_complete_on_disk(
     unfinished = client.create(9)
     partial = client.create(1, **{"Upload-Concat": "partial"})
     assert client.patch(partial, 0, b"p").status == 204
-    assert handler.reconcile() == 1
-    assert handler.reconcile() == 0
+    assert reconcile(handler) == 1
+    assert reconcile(handler) == 0
     assert [c[0] for c in recorder.calls] == [done, pending]
     assert handler.stored_headers(pending) == {
         "Tuscam-Capture-Id": "2",
@@ -161,13 +162,13 @@ def test_the_data_is_durable_before_the_finish_hook_runs(
     handler: TusHandler, client: Client, recorder: Recorder
 ) -> None:
     events: list[str] = []
-    finalize = handler.storage.finalize
+    make_durable = handler.store.make_durable
 
     def spy(upload_id: str) -> None:
         events.append("fsync")
-        finalize(upload_id)
+        make_durable(upload_id)
 
-    handler.storage.finalize = spy  # type: ignore[method-assign]
+    handler.store.make_durable = spy  # type: ignore[method-assign]
     handler.hooks.finish = lambda info, path: events.append("finish") or {}
     upload_id = client.create(1)
     assert client.patch(upload_id, 0, b"x").status == 204
@@ -199,8 +200,8 @@ def test_a_failing_post_receive_does_not_break_the_upload(
     assert client.patch(upload_id, 0, b"abc").status == 204
 
 
-def test_too_many_unfinished_uploads_is_429(handler: TusHandler, config: TusConfig) -> None:
-    client = Client(TusHandler(TusConfig(upload_dir=config.upload_dir, max_unfinished_per_owner=2)))
+def test_too_many_unfinished_uploads_is_429(upload_dir: Path) -> None:
+    client = Client(make_handler(upload_dir, TusConfig(max_unfinished_per_owner=2)))
     first = client.create(5)
     client.create(5)
     assert client.request("POST", None, {"Upload-Length": "5"}).status == 429

@@ -39,5 +39,23 @@ def test_no_flask_and_werkzeug_only_in_the_adapter(path: Path) -> None:
 
 
 def test_the_walk_sees_every_module() -> None:
-    assert {"handler.py", "wsgi.py", "filestore.py", "locking.py"} <= {p.name for p in MODULES}
-    assert "werkzeug.utils" in imported(PACKAGE / "wsgi.py")
+    names = {"handler.py", "wsgi.py", "filestore.py", "filelocker.py", "gunicorn_body.py"}
+    assert names <= {p.name for p in MODULES}
+    assert "werkzeug.wsgi" in imported(PACKAGE / "wsgi.py")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
+def test_gunicorn_is_imported_only_by_its_fenced_reader(path: Path) -> None:
+    roots = {name.split(".")[0] for name in imported(path)}
+    assert ("gunicorn" in roots) == (path.name == "gunicorn_body.py"), path.name
+
+
+def test_the_handler_composes_and_never_constructs_its_parts() -> None:
+    source = (PACKAGE / "handler.py").read_text()
+    for concrete in ("FileStore", "FileLocker", "filestore", "filelocker", "isinstance(self.st"):
+        assert concrete not in source, concrete
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[p.name for p in MODULES])
+def test_no_module_is_over_700_lines(path: Path) -> None:
+    assert len(path.read_text().splitlines()) <= 700, path.name

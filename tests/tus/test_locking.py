@@ -4,6 +4,7 @@ locker and, where it applies, on the PostgreSQL locker (pglocker.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -18,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from app.tus.config import TusConfig
+from app.tus.filelocker import FileLocker
 from app.tus.handler import TusHandler
-from app.tus.locking import FileLocker, Locker, LockTimeout
 from app.tus.pglocker import PgLocker
+from app.tus.storage import Locker, LockTimeout, Storage
 from tests.support.postgres import PostgresServer
 from tests.tus.conftest import Client
 from tests.tus.test_streaming import SilentStream
@@ -212,7 +214,7 @@ def test_many_holders_in_many_lockers_never_overlap(make_locker: MakeLocker) -> 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from app.tus.locking import FileLocker
+from app.tus.filelocker import FileLocker
 from app.tus.pglocker import PgLocker
 kind, where, key, mode = sys.argv[1:]
 if kind == "file":
@@ -304,16 +306,16 @@ def test_a_holder_sees_a_request_from_another_process_and_keeps_the_lock(
 
 
 @pytest.fixture
-def nodes(config: TusConfig, make_locker: MakeLocker) -> tuple[Client, Client]:
+def nodes(store: Storage, config: TusConfig, make_locker: MakeLocker) -> tuple[Client, Client]:
     """Two handlers on one store, each with a locker of its own: two processes, or two nodes."""
-    first, second = (Client(TusHandler(config, locker=make_locker())) for _ in range(2))
+    first, second = (Client(TusHandler(store, make_locker(), None, config)) for _ in range(2))
     return first, second
 
 
 def test_a_busy_upload_answers_423_with_retry_after(
-    config: TusConfig, make_locker: MakeLocker
+    store: Storage, config: TusConfig, make_locker: MakeLocker
 ) -> None:
-    client = Client(TusHandler(replace(config, lock_timeout=0.3), locker=make_locker()))
+    client = Client(TusHandler(store, make_locker(), None, replace(config, lock_timeout=0.3)))
     upload_id = client.create(10)
     with make_locker().lock(upload_id, 1):
         started = time.monotonic()
@@ -325,7 +327,7 @@ def test_a_busy_upload_answers_423_with_retry_after(
 
 
 def test_two_patches_at_one_offset_one_wins_and_the_data_is_intact(
-    nodes: tuple[Client, Client], config: TusConfig
+    nodes: tuple[Client, Client], config: TusConfig, upload_dir: Path
 ) -> None:
     data = os.urandom(40_000)
     upload_id = nodes[0].create(len(data) * 2)
@@ -344,11 +346,11 @@ def test_two_patches_at_one_offset_one_wins_and_the_data_is_intact(
         t.join()
     assert sorted(statuses)[0] == 204 and sorted(statuses)[1] in (409, 423), statuses
     assert nodes[1].offset(upload_id) == len(data)
-    assert (config.upload_dir / upload_id).read_bytes() in (data, data[::-1])
+    assert (upload_dir / upload_id).read_bytes() in (data, data[::-1])
 
 
 def test_a_silent_holder_gives_way_to_a_resume(
-    nodes: tuple[Client, Client], config: TusConfig
+    nodes: tuple[Client, Client], config: TusConfig, upload_dir: Path
 ) -> None:
     client, other = nodes
     data = os.urandom(5000)
@@ -369,11 +371,11 @@ def test_a_silent_holder_gives_way_to_a_resume(
     holder.join()
     assert r.status == 204 and first == [409]
     assert waited < config.body_idle_timeout / 2  # not held until the idle timeout
-    assert (config.upload_dir / upload_id).read_bytes() == data
+    assert (upload_dir / upload_id).read_bytes() == data
 
 
 def test_a_live_holder_is_not_interrupted_by_a_release_request(
-    nodes: tuple[Client, Client], config: TusConfig
+    nodes: tuple[Client, Client], config: TusConfig, upload_dir: Path
 ) -> None:
     client, other = nodes
     data = os.urandom(30_000)
@@ -387,4 +389,32 @@ def test_a_live_holder_is_not_interrupted_by_a_release_request(
     second = other.patch(upload_id, 0, data)
     holder.join()
     assert first == [204] and second.status == 409
-    assert (config.upload_dir / upload_id).read_bytes() == data
+    assert (upload_dir / upload_id).read_bytes() == data
+
+
+def test_a_release_request_removed_while_it_is_renewed_never_raises(tmp_path: Path) -> None:
+    """The holder removes `<id>.release` whenever it likes; a waiter renewing it must not fail
+    (it raised FileNotFoundError between its open and its utime: a 500 under racing PATCHes)."""
+    from app.tus.filelocker import _touch
+
+    path = str(tmp_path / f"{ID}.release")
+    stop = time.monotonic() + 1.0
+    errors: list[BaseException] = []
+
+    def remover() -> None:
+        while time.monotonic() < stop:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    thread = threading.Thread(target=remover)
+    thread.start()
+    try:
+        while time.monotonic() < stop:
+            try:
+                _touch(path)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+                break
+    finally:
+        thread.join()
+    assert errors == []

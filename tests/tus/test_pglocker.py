@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.tus.locking import LockTimeout
 from app.tus.pglocker import PgLocker, conninfo_from_url, lock_number
+from app.tus.storage import LockTimeout
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from app.tus.config import TusConfig
 from app.tus.handler import TusHandler
 from app.tus.hooks import Hooks
-from tests.tus.conftest import Client
+from tests.tus.conftest import Client, file_parts
 from tests.tus.test_streaming import CutStream
 
 step = st.tuples(
@@ -32,7 +32,8 @@ def test_any_sequence_of_chunks_cuts_and_retries_rebuilds_the_file(
     finished: list[bytes] = []
     with tempfile.TemporaryDirectory() as tmp:
         hooks = Hooks(finish=lambda info, path: finished.append(path.read_bytes()) or {})
-        handler = TusHandler(TusConfig(upload_dir=Path(tmp), block_size=512), hooks=hooks)
+        store, locker = file_parts(Path(tmp), block_size=512)
+        handler = TusHandler(store, locker, hooks, TusConfig())
         client = Client(handler)
         upload_id = client.create(size)
         stored = Path(tmp) / upload_id

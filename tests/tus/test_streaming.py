@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import pytest
 
 from app.tus.body import BodyTimeout
 from app.tus.config import TusConfig
-from tests.tus.conftest import OCTETS, Client
+from app.tus.filestore import FileStore
+from tests.tus.conftest import OCTETS, Client, make_handler
 
 
 class CutStream(io.RawIOBase):
@@ -64,7 +66,7 @@ class CountingStream(io.BytesIO):
     ids=["reset", "socket-timeout", "oserror", "short-body"],
 )
 def test_a_body_cut_short_keeps_the_bytes_that_arrived(
-    client: Client, config: TusConfig, error: Exception | None
+    client: Client, config: TusConfig, error: Exception | None, upload_dir: Path
 ) -> None:
     upload_id = client.create(100)
     data = bytes(range(100))
@@ -73,16 +75,16 @@ def test_a_body_cut_short_keeps_the_bytes_that_arrived(
     assert r.status == 400 and b"resume from 37" in r.body
     assert client.offset(upload_id) == 37
     assert client.patch(upload_id, 37, data[37:]).status == 204
-    assert (config.upload_dir / upload_id).read_bytes() == data
+    assert (upload_dir / upload_id).read_bytes() == data
 
 
 def test_the_body_is_read_in_blocks_and_never_past_content_length(
-    client: Client, config: TusConfig
+    client: Client, store: FileStore
 ) -> None:
     upload_id = client.create(20_000)
     stream = CountingStream(b"a" * 10_000 + b"NEXT REQUEST")
     assert client.patch(upload_id, 0, stream, 10_000).status == 204
-    assert max(stream.sizes) <= config.block_size
+    assert max(stream.sizes) <= store.block_size
     assert stream.read() == b"NEXT REQUEST"  # the bytes after the body are left alone
 
 
@@ -93,19 +95,17 @@ def test_a_chunked_body_is_read_to_its_end(client: Client) -> None:
 
 
 def test_a_chunked_body_past_the_length_stores_up_to_it_and_answers_413(
-    client: Client, config: TusConfig
+    client: Client, config: TusConfig, upload_dir: Path
 ) -> None:
     upload_id = client.create(5_000)
     r = client.patch(upload_id, 0, io.BytesIO(b"q" * 6_000))
     assert r.status == 413
     assert client.offset(upload_id) == 5_000
-    assert (config.upload_dir / upload_id).stat().st_size == 5_000
+    assert (upload_dir / upload_id).stat().st_size == 5_000
 
 
 def test_a_chunked_body_on_a_deferred_upload_stops_at_tus_max_size(tmp_path) -> None:  # noqa: ANN001
-    from app.tus.handler import TusHandler
-
-    client = Client(TusHandler(TusConfig(upload_dir=tmp_path, max_size=1000, block_size=256)))
+    client = Client(make_handler(tmp_path, TusConfig(max_size=1000)))
     upload_id = client.create(None)
     r = client.patch(upload_id, 0, io.BytesIO(b"d" * 1500))
     assert r.status == 413 and client.offset(upload_id) == 1000

@@ -19,11 +19,10 @@ from werkzeug.wrappers import Response
 from app.tus.body import BodyDisconnected, BodyTimeout
 from app.tus.config import TusConfig
 from app.tus.errors import TusError
-from app.tus.handler import TusHandler
 from app.tus.hooks import Hooks
 from app.tus.wsgi import TusWsgiApp
 from app.tus.wsgi_body import WsgiBody
-from tests.tus.conftest import OCTETS, meta
+from tests.tus.conftest import OCTETS, make_handler, meta
 
 ORIGIN = "https://camera.example"
 TOKENS = {"alice-token": ("alice", False), "admin-token": ("root", True)}
@@ -37,13 +36,12 @@ def fallback(environ: dict[str, Any], start_response: Any) -> Any:
 @pytest.fixture
 def tus_app(tmp_path: Path) -> TusWsgiApp:
     config = TusConfig(
-        upload_dir=tmp_path / "uploads",
         max_size=1 << 20,
         body_poll_interval=0.05,
         body_idle_timeout=0.4,
     )
     hooks = Hooks(finish=lambda info, path: {"Tuscam-Capture-Id": "42"})
-    handler = TusHandler(config, hooks=hooks)
+    handler = make_handler(tmp_path / "uploads", config, hooks)
 
     def authenticate(environ: dict[str, Any]) -> tuple[str, bool] | None:
         token = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ")
@@ -51,7 +49,14 @@ def tus_app(tmp_path: Path) -> TusWsgiApp:
             raise TusError(403, "cross-origin", "Uploads from elsewhere are not allowed.")
         return TOKENS.get(token)
 
-    return TusWsgiApp(handler, authenticate, fallback, prefix="/files", cors_origins=[ORIGIN])
+    return TusWsgiApp(
+        handler,
+        authenticate,
+        fallback,
+        prefix="/files",
+        cors_origins=[ORIGIN],
+        expose_headers=["Tuscam-Capture-Id"],  # the application's own, as app/uploads.py does
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Per-upload locks that hold across threads and worker processes: fcntl.flock on `<id>.lock`.
+"""FileLocker: per-upload locks that hold across threads and worker processes of one machine,
+fcntl.flock on `<key>.lock` (keys: upload ids, and owner keys for quotas).
 
 Waiting is bounded (poll with LOCK_NB, up to the timeout; then LockTimeout, answered 423 because
 tus-js-client retries 423 after asking HEAD). flock excludes other descriptors of the same
@@ -14,8 +15,8 @@ body_idle_timeout anyway; the release request only makes its successor not wait 
 Lock files are unlinked only by a holder (discard(), after termination); an acquirer checks
 that the file it locked is still the one at the path, so no two holders can exist. Which inode
 a lock file is does not matter, only that everyone locks the one at the path: with `link_to`
-a new lock file is a hard link of the upload's data file (no new inode: on ext4 here, allocating
-inodes was a sixth of a photo upload's CPU); where that file does not exist, an empty file."""
+a new lock file is a hard link of the upload's data file (no new inode to allocate on every
+upload; bench/README.md has the figures); where that file does not exist, an empty file."""
 
 from __future__ import annotations
 
@@ -23,32 +24,14 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 from app.tus.fileio import remove
-from app.tus.protocol import is_upload_id
+from app.tus.protocol import is_lock_key, is_upload_id
+from app.tus.storage import LockTimeout
 
 RELEASE_TOUCH_INTERVAL = 0.2  # re-touch the release request while waiting (a holder clears it)
-
-
-class LockTimeout(Exception):
-    def __init__(self, upload_id: str, waited: float) -> None:
-        super().__init__(f"upload {upload_id} stayed locked for {waited:.1f} s")
-        self.upload_id = upload_id
-        self.waited = waited
-
-
-class UploadLock(Protocol):
-    def release_requested(self) -> bool: ...
-    def discard(self) -> None: ...  # the upload is gone: remove the lock's traces while held
-
-
-class Locker(Protocol):
-    def lock(
-        self, upload_id: str, timeout: float, *, request_release: bool = False
-    ) -> AbstractContextManager[UploadLock]: ...
 
 
 class FileLock:
@@ -77,19 +60,21 @@ class FileLocker:
         link_to: Callable[[str], Path] | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.poll = poll
         self.max_poll = max_poll
         self.link_to = link_to
 
     @contextmanager
     def lock(
-        self, upload_id: str, timeout: float, *, request_release: bool = False
+        self, key: str, timeout: float, *, request_release: bool = False
     ) -> Iterator[FileLock]:
-        if not is_upload_id(upload_id):
-            raise ValueError(f"not an upload id: {upload_id!r}")
-        held = FileLock(f"{self.directory}{os.sep}{upload_id}.lock")
-        fd = self._acquire(held, upload_id, timeout, request_release)
+        if not is_lock_key(key):
+            raise ValueError(f"not a lock key: {key!r}")
+        # Owner keys' files are hidden (a leading dot): the folder lists uploads.
+        name = key if is_upload_id(key) else f".{key}"
+        held = FileLock(f"{self.directory}{os.sep}{name}.lock")
+        fd = self._acquire(held, key, timeout, request_release)
         try:
             yield held
         finally:
@@ -138,7 +123,7 @@ class FileLocker:
             return os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             pass
-        if self.link_to is not None:
+        if self.link_to is not None and is_upload_id(upload_id):
             try:
                 os.link(self.link_to(upload_id), path)
             except FileExistsError:
@@ -149,8 +134,13 @@ class FileLocker:
 
 
 def _touch(path: str) -> None:
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    os.utime(path)  # an existing request is renewed
+    """Create or renew a release request. Through the descriptor: the holder may remove the
+    file at any moment, and a path-based utime() then failed with FileNotFoundError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
 
 
 def _same_file(fd: int, path: str) -> bool:

@@ -1,0 +1,115 @@
+"""Captures on S3 (a real SeaweedFS): the capture service stores originals and thumbnails as
+objects, keeps nothing on the local disk, publishes create-only, reprocesses from S3."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import secrets
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy.orm import Session
+
+from services.camera.capture_service import CameraCaptureService
+from services.camera.s3_capture_store import CaptureStoreUnavailable, S3CaptureStore
+from services.models import Capture
+from tests.support import images
+from tests.support.seaweedfs import SeaweedFS
+
+from .conftest import World
+from .helpers import stored_files
+
+
+@pytest.fixture
+def store(tmp_path: Path, seaweedfs: SeaweedFS, s3_bucket: str) -> S3CaptureStore:
+    return S3CaptureStore(
+        tmp_path / "staging", seaweedfs.client(), s3_bucket, f"cap-{secrets.token_hex(4)}"
+    )
+
+
+def object_bytes(store: S3CaptureStore, relative: str) -> bytes:
+    return b"".join(store.open(relative).blocks())
+
+
+def test_a_capture_is_stored_as_objects_and_nothing_stays_on_disk(
+    db: Session, world: World, store: S3CaptureStore, tmp_path: Path
+) -> None:
+    data = images.jpeg(320, 240)
+    upload = tmp_path / "upload"
+    upload.write_bytes(data)
+    result = CameraCaptureService(db, store).save_capture(
+        world.open_session.id, upload, upload_id=secrets.token_hex(16), filename="a.jpg"
+    )
+    capture = db.get(Capture, result.capture_id)
+    assert result.status == "accepted" and capture is not None
+    assert capture.original_path == f"originals/{capture.sha256[:2]}/{capture.sha256}.jpg"
+    assert object_bytes(store, capture.original_path) == data
+    thumb = Image.open(io.BytesIO(object_bytes(store, capture.thumbnail_path)))
+    assert thumb.format == "JPEG" and max(thumb.size) <= 400
+    listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=store.prefix)
+    assert {o["Key"] for o in listed["Contents"]} == {
+        store.prefix + capture.original_path,
+        store.prefix + capture.thumbnail_path,
+    }
+    assert stored_files(store.root) == []  # staging emptied: the data lives in S3 only
+
+
+def test_publish_is_create_only_so_one_racer_owns_the_file(
+    store: S3CaptureStore, tmp_path: Path
+) -> None:
+    first, second = store.temp_path(), store.temp_path()
+    first.write_bytes(b"one")
+    second.write_bytes(b"two")
+    assert store.publish(first, "originals/ab/x.jpg") is True
+    assert store.publish(second, "originals/ab/x.jpg") is False
+    assert object_bytes(store, "originals/ab/x.jpg") == b"one"
+    third = store.temp_path()
+    third.write_bytes(b"three")
+    assert store.publish(third, "originals/ab/x.jpg", replace=True) is True
+    assert object_bytes(store, "originals/ab/x.jpg") == b"three"
+    assert not first.exists() and not second.exists() and not third.exists()
+    assert store.exists("originals/ab/x.jpg")
+    assert store.delete("originals/ab/x.jpg") is True
+    assert store.delete("originals/ab/x.jpg") is False
+    assert not store.exists("originals/ab/x.jpg")
+    with pytest.raises(FileNotFoundError):
+        store.open("originals/ab/x.jpg")
+
+
+@pytest.mark.parametrize("bad", ["", "/etc/passwd", "../x", "originals/../../x", "a//b"])
+def test_names_outside_the_store_are_refused(store: S3CaptureStore, bad: str) -> None:
+    with pytest.raises(ValueError):
+        store.key(bad)
+
+
+def test_reprocess_reads_the_original_back_from_s3(
+    db: Session, world: World, store: S3CaptureStore, tmp_path: Path
+) -> None:
+    data = images.jpeg(200, 100)
+    upload = tmp_path / "upload"
+    upload.write_bytes(data)
+    service = CameraCaptureService(db, store)
+    result = service.save_capture(
+        world.open_session.id, upload, upload_id=secrets.token_hex(16), filename="a.jpg"
+    )
+    capture = db.get(Capture, result.capture_id)
+    assert capture is not None and capture.thumbnail_path
+    store.delete(capture.thumbnail_path)  # a lost thumbnail
+    assert service.reprocess(capture.id).status == "accepted"
+    assert store.exists(capture.thumbnail_path)
+    assert hashlib.sha256(object_bytes(store, capture.original_path)).hexdigest() == (
+        capture.sha256
+    )
+    assert stored_files(store.root) == []
+
+
+def test_an_unreachable_store_is_an_error_that_says_so(tmp_path: Path) -> None:
+    from tests.support.seaweedfs import SeaweedFS as Weed
+    from tests.support.seaweedfs import free_http_ports
+
+    nowhere = Weed(tmp_path, *free_http_ports(6))  # never started: connection refused
+    store = S3CaptureStore(tmp_path / "staging", nowhere.client(), "missing-bucket")
+    with pytest.raises(CaptureStoreUnavailable, match="missing-bucket"):
+        store.exists("originals/ab/x.jpg")
