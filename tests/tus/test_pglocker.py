@@ -36,19 +36,28 @@ def lockers(url: str) -> Iterator[list[PgLocker]]:
         locker.close()
 
 
-def backends(url: str, application: str) -> int:
+def backends(url: str, application: str, expected: int) -> int:
+    """How many sessions the application has, once it is `expected` or after 2 s (a closed
+    connection's backend leaves pg_stat_activity a moment later)."""
+    deadline = time.monotonic() + 2
     with psycopg.connect(conninfo_from_url(url), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application,)
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                "AND datname = current_database()",
+                (application,),
+            ).fetchone()
+            assert row is not None
+            if row[0] == expected or time.monotonic() > deadline:
+                return int(row[0])
+            time.sleep(0.02)
 
 
 def terminate(url: str, application: str) -> None:
     with psycopg.connect(conninfo_from_url(url), autocommit=True) as conn:
         conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+            "AND datname = current_database()",
             (application,),
         )
 
@@ -103,15 +112,15 @@ def test_a_lock_holds_one_connection_and_idle_ones_are_few(url: str) -> None:
         for t in threads:
             t.start()
         entered.wait()
-        assert backends(url, "tuscam-lock") == 6  # one per held lock
+        assert backends(url, "tuscam-lock", 6) == 6  # one per held lock
         done.set()
         for t in threads:
             t.join()
-        assert backends(url, "tuscam-lock") == 2  # the rest were closed, not kept idle
+        assert backends(url, "tuscam-lock", 2) == 2  # the rest were closed, not kept idle
         for _ in range(20):  # sequential locks reuse an idle connection
             with locker.lock(ID, 1):
                 pass
-        assert backends(url, "tuscam-lock") == 2
+        assert backends(url, "tuscam-lock", 2) == 2
     finally:
         locker.close()
 
