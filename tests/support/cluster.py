@@ -25,7 +25,7 @@ from tests.support.seaweedfs import SeaweedFS
 from tests.support.server import ApiSession, LiveServer, free_port, start_live_server
 
 Storage = Literal["s3", "shared-dir"]
-DEFAULT_STORAGE: Storage = "shared-dir"
+DEFAULT_STORAGE: Storage = "s3"
 
 
 @dataclass
