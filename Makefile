@@ -18,9 +18,10 @@ cluster: venv frontend system-deps  ## three nodes, PostgreSQL, SeaweedFS, nginx
 test: setup system-deps  ## set up, then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint:  venv
+lint:  venv  ## ruff, mypy (strict on app/tus), and the JavaScript linter
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: venv
 	$(BIN)/ruff format .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Lax keeps the session cookie off cross-site POST/PATCH requests (CSRF on tus and API).
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=bool(app.config.get("SECURE_COOKIES")),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=float(app.config["SESSION_HOURS"])),
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,
         MAX_FORM_MEMORY_SIZE=1024 * 1024,
     )
-    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    config_module.private_dir(Path(app.config["DATA_DIR"]))
 
     from app import (
         api,
@@ -44,11 +46,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         errors,
         pages,
         review,
+        security,
         uploads,
     )
 
     db.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     auth.csrf.init_app(app)
     app.before_request(auth.csrf_protect_unless_token)
     app.register_blueprint(auth.bp)
@@ -74,6 +78,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def favicon() -> Any:
         return redirect(url_for("static", filename="favicon.svg"))
 
+    # Around the tus server too (uploads.init_app mounted it): its answers get nosniff as well.
+    app.wsgi_app = security.SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     if app.config.get("PROXY_FIX"):
         # Outermost, so the tus server (mounted around Flask by uploads.init_app) sees it too.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)  # type: ignore[method-assign]

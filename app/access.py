@@ -40,12 +40,6 @@ def can_see_assessment(user: User, assessment: Assessment) -> bool:
     return any(can_see_session(user, s) for s in assessment.sessions)
 
 
-def can_upload_to(user: User, session: CaptureSession) -> bool:
-    if user.role == Role.ADMIN:
-        return True
-    return user.role == Role.OPERATOR and session.operator_id in (None, user.id)
-
-
 def require_visible_session(user: User, session: CaptureSession | None, session_id: int):
     # Someone else's session answers 404 like a missing one: ids are not to be probed.
     if session is None or not can_see_session(user, session):

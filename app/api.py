@@ -9,17 +9,20 @@ from typing import Any
 
 from flask import Blueprint, request
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from app.access import (
     assessments_query,
     can_see_assessment,
+    can_see_session,
     require_visible_capture,
     require_visible_session,
     sees_everything,
 )
-from app.auth import current_user, login_required, roles_required
+from app.auth import login_required, require_user, roles_required
 from app.db import get_db
 from app.errors import ApiError
+from app.params import CAPTURE_FILTERS, MAX_PER_PAGE, int_arg
 from app.serialize import assessment_json, capture_json, session_json
 from services.models import (
     Assessment,
@@ -32,14 +35,6 @@ from services.models import (
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-MAX_PER_PAGE = 200
-CAPTURE_FILTERS = {
-    "trigger": Capture.capture_trigger,
-    "type": Capture.capture_type,
-    "status": Capture.status,
-    "review_status": Capture.review_status,
-}
 
 
 def _json_body() -> dict[str, Any]:
@@ -65,30 +60,17 @@ def _text(data: dict[str, Any], key: str, *, max_len: int, required: bool) -> st
     return value
 
 
-def _int_arg(name: str, default: int, *, lo: int, hi: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not lo <= int(raw) <= hi:
-        raise ApiError(400, "bad-request", f"Query parameter '{name}' must be a number {lo}-{hi}.")
-    return int(raw)
-
-
-def _user() -> User:
-    user = current_user()
-    assert user is not None  # login_required ran
-    return user
-
-
 def _session_or_404(session_id: int) -> CaptureSession:
-    return require_visible_session(_user(), get_db().get(CaptureSession, session_id), session_id)
+    return require_visible_session(
+        require_user(), get_db().get(CaptureSession, session_id), session_id
+    )
 
 
 @bp.get("/assessments")
 @login_required
 def list_assessments() -> Any:
     db = get_db()
-    assessments = db.scalars(assessments_query(_user())).all()
+    assessments = db.scalars(assessments_query(require_user())).all()
     return {"assessments": [assessment_json(a) for a in assessments]}
 
 
@@ -99,7 +81,7 @@ def create_assessment() -> Any:
     assessment = Assessment(
         title=_text(data, "title", max_len=200, required=True),
         description=_text(data, "description", max_len=5000, required=False),
-        created_by_id=_user().id,
+        created_by_id=require_user().id,
     )
     db = get_db()
     db.add(assessment)
@@ -110,20 +92,27 @@ def create_assessment() -> Any:
 @bp.get("/assessments/<int:assessment_id>")
 @login_required
 def get_assessment(assessment_id: int) -> Any:
-    user = _user()
+    user = require_user()
     assessment = get_db().get(Assessment, assessment_id)
     if assessment is None or not can_see_assessment(user, assessment):
         raise ApiError(404, "not-found", f"There is no assessment {assessment_id}.")
-    sessions = [
-        s for s in assessment.sessions if sees_everything(user) or s.operator_id in (None, user.id)
-    ]
+    sessions = [s for s in assessment.sessions if can_see_session(user, s)]
     return assessment_json(assessment, sessions=sessions)
+
+
+def _operator_id(db: Session, value: Any) -> int | None:
+    operator = (
+        db.get(User, value) if isinstance(value, int) and not isinstance(value, bool) else None
+    )
+    if value is not None and (operator is None or operator.role != Role.OPERATOR):
+        raise ApiError(400, "bad-request", "'operator_id' must name an operator (or be null).")
+    return value
 
 
 @bp.post("/assessments/<int:assessment_id>/sessions")
 @roles_required(Role.OPERATOR, Role.ADMIN)
 def create_session(assessment_id: int) -> Any:
-    user = _user()
+    user = require_user()
     db = get_db()
     assessment = db.get(Assessment, assessment_id)
     if assessment is None or not can_see_assessment(user, assessment):
@@ -131,13 +120,7 @@ def create_session(assessment_id: int) -> Any:
     data = _json_body()
     operator_id = user.id
     if "operator_id" in data and user.role == Role.ADMIN:
-        operator_id = data["operator_id"]
-        if operator_id is not None:
-            operator = db.get(User, operator_id) if isinstance(operator_id, int) else None
-            if operator is None or operator.role != Role.OPERATOR:
-                raise ApiError(
-                    400, "bad-request", "'operator_id' must name an operator (or be null)."
-                )
+        operator_id = _operator_id(db, data["operator_id"])
     session = CaptureSession(
         assessment=assessment,
         label=_text(data, "label", max_len=200, required=True),
@@ -154,18 +137,48 @@ def get_session(session_id: int) -> Any:
     return session_json(_session_or_404(session_id))
 
 
+SESSION_FIELDS = ("ended", "label", "operator_id")
+
+
 @bp.patch("/sessions/<int:session_id>")
 @roles_required(Role.OPERATOR, Role.ADMIN)
 def update_session(session_id: int) -> Any:
+    """Admins close, reopen, rename and reassign; an operator may only close a session assigned
+    to them. Everything is checked before anything changes: a refusal leaves the session as it
+    was."""
+    user = require_user()
     session = _session_or_404(session_id)
     data = _json_body()
-    if "ended" in data:
-        if not isinstance(data["ended"], bool):
-            raise ApiError(400, "bad-request", "'ended' must be true or false.")
+    unknown = set(data) - set(SESSION_FIELDS)
+    if unknown:
+        raise ApiError(400, "bad-request", f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    if "ended" in data and not isinstance(data["ended"], bool):
+        raise ApiError(400, "bad-request", "'ended' must be true or false.")
+    if not user.is_admin:
+        if set(data) - {"ended"} or data.get("ended", True) is not True:
+            raise ApiError(
+                403,
+                "forbidden",
+                "Only an admin may reopen, rename or reassign a capture session; "
+                'an operator may close their own with {"ended": true}.',
+            )
+        if session.operator_id != user.id:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"Capture session {session_id} is not assigned to you: only its operator "
+                "or an admin may close it.",
+            )
+    label = _text(data, "label", max_len=200, required=True) if "label" in data else None
+    db = get_db()
+    operator_id = _operator_id(db, data["operator_id"]) if "operator_id" in data else None
+    if "ended" in data and data["ended"] == session.is_open:
         session.ended_at = utcnow() if data["ended"] else None
-    if "label" in data:
-        session.label = _text(data, "label", max_len=200, required=True)
-    get_db().commit()
+    if label is not None:
+        session.label = label
+    if "operator_id" in data:
+        session.operator_id = operator_id
+    db.commit()
     return session_json(session)
 
 
@@ -173,8 +186,8 @@ def update_session(session_id: int) -> Any:
 @login_required
 def list_captures(session_id: int) -> Any:
     session = _session_or_404(session_id)
-    page = _int_arg("page", 1, lo=1, hi=10**6)
-    per_page = _int_arg("per_page", 50, lo=1, hi=MAX_PER_PAGE)
+    page = int_arg(request.args, "page", 1, hi=10**6) or 1
+    per_page = int_arg(request.args, "per_page", 50, hi=MAX_PER_PAGE) or 50
     query = select(Capture).where(Capture.session_id == session.id)
     for arg, column in CAPTURE_FILTERS.items():
         if value := request.args.get(arg):
@@ -202,14 +215,14 @@ def list_captures(session_id: int) -> Any:
 @login_required
 def get_capture(capture_id: int) -> Any:
     return capture_json(
-        require_visible_capture(_user(), get_db().get(Capture, capture_id), capture_id)
+        require_visible_capture(require_user(), get_db().get(Capture, capture_id), capture_id)
     )
 
 
 @bp.patch("/captures/<int:capture_id>")
 @roles_required(Role.REVIEWER, Role.ADMIN)
 def review_capture(capture_id: int) -> Any:
-    user = _user()
+    user = require_user()
     capture = require_visible_capture(user, get_db().get(Capture, capture_id), capture_id)
     data = _json_body()
     allowed = {s.value for s in ReviewStatus}
@@ -234,7 +247,7 @@ def review_capture(capture_id: int) -> Any:
 @login_required
 def upload_status(upload_id: str) -> Any:
     """The capture a finished tus upload became, for a client that missed the final response."""
-    user = _user()
+    user = require_user()
     db = get_db()
     capture = db.scalar(select(Capture).where(Capture.upload_id == upload_id))
     if capture is None or not (sees_everything(user) or capture.uploaded_by_id == user.id):

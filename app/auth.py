@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from flask import (
     current_app,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -37,8 +40,10 @@ from wtforms.validators import DataRequired, Length
 
 from app.db import db_engine, get_db
 from app.errors import ApiError, wants_json
+from app.throttle import LoginLimits, record_failure, reset_username, retry_after
 from services.models import ApiToken, Role, User, utcnow
 
+log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 csrf = CSRFProtect()
 
@@ -53,11 +58,6 @@ def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
-def password_stamp(user: User) -> str:
-    """A short digest of the password hash kept in the session: a password change logs out."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -65,8 +65,19 @@ def hash_token(token: str) -> str:
 def new_token(db: Session, user: User, name: str) -> str:
     """Create a token for user; the plain token is returned once and never stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    db.add(ApiToken(user=user, name=name, token_hash=hash_token(token)))
+    prefix = token[: len(TOKEN_PREFIX) + 4]  # 24 of its 256 random bits: enough to tell apart
+    db.add(ApiToken(user=user, name=name, token_hash=hash_token(token), prefix=prefix))
     return token
+
+
+def end_sessions(db: Session, user_id: int) -> None:
+    """End every browser session of the user, in every worker: the next request of each sees
+    a newer generation than its cookie's (checked in _user_from_session)."""
+    db.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_generation=User.session_generation + 1)
+    )
 
 
 def check_credentials(db: Session, username: str, password: str) -> User | None:
@@ -87,9 +98,6 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
-
-    def has_role(self, *roles: str) -> bool:
-        return self.role == Role.ADMIN or self.role in roles
 
 
 class TokenCache:
@@ -132,9 +140,6 @@ class TokenCache:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # only valid tokens get here: a full cache is rare, a miss cheap
         self._entries[token_hash] = (self.clock() + self.ttl, principal)
-
-    def clear(self) -> None:
-        self._entries.clear()
 
 
 TOKEN_CACHE_SECONDS = 5.0
@@ -192,30 +197,39 @@ def principal_from_bearer(app: Flask, header: str) -> Principal | None:
     return principal
 
 
+def wall_clock() -> float:
+    """Seconds since the epoch; tests move it to age a session."""
+    return time.time()
+
+
 def _user_from_session(db: Session) -> User | None:
+    """The user of the session cookie while that session is valid: the user is active, nothing
+    ended the session since (logout, a new password, deactivation: session_generation) and it
+    is younger than SESSION_HOURS. Checked on every request, the tus server's included."""
     user = db.get(User, session["user_id"])
-    if user is not None and (not user.active or session.get("pw") != password_stamp(user)):
-        return None  # deactivated, or password changed since this login
+    if user is None or not user.active or session.get("gen") != user.session_generation:
+        return None
+    opened = session.get("t")
+    max_age = float(current_app.config["SESSION_HOURS"]) * 3600
+    if not isinstance(opened, int | float) or not 0 <= wall_clock() - opened < max_age:
+        return None
     return user
 
 
 def current_principal() -> Principal | None:
     """Who is calling (bearer token first, then the session cookie), without loading the User
-    row for a token: what the tus server needs on every request. Sets g.auth_via."""
+    row for a token: what the tus server needs on every request."""
     if "principal" in g:
         return g.principal
     principal = None
-    g.auth_via = None
     header = request.headers.get("Authorization", "")
     if header:
         principal = principal_from_bearer(current_app._get_current_object(), header)  # type: ignore[attr-defined]
-        g.auth_via = "token" if principal else None
     elif session.get("user_id") is not None:
         user = _user_from_session(get_db())
         g.user = user
         if user is not None:
             principal = Principal(user.id, user.role)
-            g.auth_via = "session"
     g.principal = principal
     return principal
 
@@ -236,14 +250,24 @@ def current_user() -> User | None:
     return user
 
 
+UNAUTHORIZED = "Log in or send 'Authorization: Bearer <token>'."
+
+
+def require_user() -> User:
+    """The authenticated user of this request, or 401 (behind login_required there always is
+    one)."""
+    user = current_user()
+    if user is None:
+        raise ApiError(401, "unauthorized", UNAUTHORIZED)
+    return user
+
+
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if current_user() is None:
             if wants_json():
-                raise ApiError(
-                    401, "unauthorized", "Log in or send 'Authorization: Bearer <token>'."
-                )
+                raise ApiError(401, "unauthorized", UNAUTHORIZED)
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         return view(*args, **kwargs)
 
@@ -257,8 +281,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         @functools.wraps(view)
         @login_required
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            user = current_user()
-            assert user is not None
+            user = require_user()
             if not user.has_role(*roles):
                 raise ApiError(
                     403,
@@ -299,26 +322,63 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def login_limits(app: Flask) -> LoginLimits:
+    return LoginLimits(
+        per_username=int(app.config["LOGIN_MAX_FAILURES"]),
+        per_address=int(app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+        window_seconds=int(app.config["LOGIN_THROTTLE_SECONDS"]),
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
         db = get_db()
-        user = check_credentials(db, form.username.data or "", form.password.data or "")
+        username = form.username.data or ""
+        address = request.remote_addr or ""
+        limits = login_limits(current_app)
+        now = utcnow()
+        # Before any password hash is computed: a blocked guesser costs one indexed query.
+        wait = retry_after(db, limits, username, address, now)
+        if wait is not None:
+            log.warning("login throttled for username %r from %s", username, address)
+            flash(f"Too many failed logins: try again in {_minutes(wait)}.", "error")
+            response = make_response(render_template("login.html", form=form), 429)
+            response.headers["Retry-After"] = str(wait)
+            return response
+        user = check_credentials(db, username, form.password.data or "")
         if user is None:
+            log.warning("failed login for username %r from %s", username, address)
+            record_failure(db, limits, username, address, now)
             flash(LOGIN_FAILED, "error")
             return render_template("login.html", form=form), 401
+        reset_username(db, username)
         session.clear()
         session["user_id"] = user.id
-        session["pw"] = password_stamp(user)
-        session.permanent = True
+        session["gen"] = user.session_generation
+        session["t"] = int(wall_clock())
+        session.permanent = True  # the cookie lives PERMANENT_SESSION_LIFETIME (SESSION_HOURS)
         return redirect(_safe_next(request.args.get("next")))
     status = 400 if request.method == "POST" else 200
     return render_template("login.html", form=form), status
 
 
+def _minutes(seconds: int) -> str:
+    minutes = math.ceil(seconds / 60)
+    return "a minute" if minutes == 1 else f"{minutes} minutes"
+
+
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    """Ends the session on the server, not only in this browser: a copy of the cookie replayed
+    later is refused. Every other browser session of the user ends with it (one generation per
+    user)."""
+    user_id = session.get("user_id")
+    if user_id is not None and current_user() is not None:
+        db = get_db()
+        end_sessions(db, user_id)
+        db.commit()
     session.clear()
     return redirect(url_for("auth.login"))
 

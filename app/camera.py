@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from app.access import can_upload_to, require_visible_session
-from app.auth import current_user, roles_required
+from app.access import require_visible_session
+from app.auth import require_user, roles_required
 from app.db import get_db
 from app.errors import ApiError
+from services.camera.metadata import may_upload
 from services.models import CaptureSession, Role
 
 bp = Blueprint("camera", __name__)
@@ -20,10 +21,9 @@ CAMERA_ENTRY = "frontend/camera.js"
 @bp.get("/sessions/<int:session_id>/camera", endpoint="camera_page")
 @roles_required(Role.OPERATOR.value)  # admins always pass
 def camera_page(session_id: int) -> Any:
-    user = current_user()
-    assert user is not None
+    user = require_user()
     session = require_visible_session(user, get_db().get(CaptureSession, session_id), session_id)
-    if not can_upload_to(user, session):
+    if not may_upload(user, session):
         raise ApiError(403, "forbidden", f"You may not upload to capture session {session_id}.")
     return render_template(
         "camera.html",

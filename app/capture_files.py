@@ -10,10 +10,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, send_file
 
 from app.access import require_visible_capture
-from app.auth import current_user, login_required
+from app.auth import login_required, require_user
 from app.db import get_db
 from app.errors import ApiError
 from app.uploads import capture_store
+from services.camera.imaging import MIME_TYPES
 from services.camera.s3_capture_store import (
     CaptureStoreUnavailable,
     S3CaptureStore,
@@ -30,9 +31,7 @@ FILE_HEADERS = {
 
 
 def _capture_file(capture_id: int, which: str) -> tuple[Capture, Path | StoredObject]:
-    user = current_user()
-    assert user is not None
-    capture = require_visible_capture(user, get_db().get(Capture, capture_id), capture_id)
+    capture = require_visible_capture(require_user(), get_db().get(Capture, capture_id), capture_id)
     relative = capture.original_path if which == "original" else capture.thumbnail_path
     if not relative:
         raise ApiError(404, "not-found", f"Capture {capture_id} has no {which}.")
@@ -77,9 +76,7 @@ class _ObjectReader:
 @login_required
 def original(capture_id: int) -> Any:
     capture, path = _capture_file(capture_id, "original")
-    mimetype = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}.get(
-        capture.format or "", "application/octet-stream"
-    )
+    mimetype = MIME_TYPES.get(capture.format or "", "application/octet-stream")
     response = _send(path, mimetype=mimetype, as_attachment=True, download_name=capture.filename)
     response.headers.update(FILE_HEADERS)
     return response

@@ -1,9 +1,11 @@
-"""Admin commands: `tuscam init-db`, `create-user`, `create-token`, `list-users`, `cleanup`,
+"""Admin commands: `tuscam init-db`, users (`create-user`, `list-users`, `set-password`,
+`deactivate`, `activate`), tokens (`create-token`, `list-tokens`, `revoke-tokens`), `cleanup`,
 `reprocess`. `tuscam` is the Flask CLI of this app (console script in pyproject.toml)."""
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,11 +13,12 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from app.auth import ROLES, hash_password, new_token
-from app.db import session_factory
-from services.models import Capture, Role, User
+from app.auth import ROLES, end_sessions, hash_password, new_token
+from app.db import create_private_sqlite, session_factory
+from services.models import ApiToken, Capture, Role, User, utcnow
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -28,6 +31,7 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_database(database_url: str) -> None:
+    create_private_sqlite(database_url)
     command.upgrade(alembic_config(database_url), "head")
 
 
@@ -37,6 +41,13 @@ def _read_password(prompt: bool) -> str:
     password = sys.stdin.readline().rstrip("\n")
     if not password:
         raise click.ClickException("Give the password on standard input (one line).")
+    return password
+
+
+def _new_password() -> str:
+    password = _read_password(prompt=True)
+    if len(password) < 8:
+        raise click.ClickException("The password must have at least 8 characters.")
     return password
 
 
@@ -56,9 +67,7 @@ def create_user(username: str, role: str) -> None:
     """Create a user; the password is read from a prompt or standard input, never an argument."""
     if not 1 <= len(username) <= 80 or not username.isprintable() or " " in username:
         raise click.ClickException("A username is 1-80 printable characters without spaces.")
-    password = _read_password(prompt=True)
-    if len(password) < 8:
-        raise click.ClickException("The password must have at least 8 characters.")
+    password = _new_password()
     with session_factory(current_app)() as db:
         if db.scalar(select(User).where(User.username == username)):
             raise click.ClickException(f"User {username!r} exists already.")
@@ -81,6 +90,96 @@ def create_token(username: str, name: str) -> None:
         db.commit()
     click.echo(f"Token {name!r} for {username} (shown once; store it now):", err=True)
     click.echo(token)
+
+
+def _user(db: Session, username: str) -> User:
+    user = db.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"There is no user {username!r} (see tuscam list-users).")
+    return user
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+def _token_cache_note() -> str:
+    seconds = current_app.config["TOKEN_CACHE_SECONDS"]
+    return f"running servers refuse them within {seconds} s (TUSCAM_TOKEN_CACHE_SECONDS)"
+
+
+@click.command("list-tokens")
+@with_appcontext
+@click.argument("username")
+def list_tokens(username: str) -> None:
+    """List a user's API tokens: id, name, first characters, created, last used, revoked.
+    The tokens themselves are never stored, so never shown."""
+    with session_factory(current_app)() as db:
+        user = _user(db, username)
+        tokens = db.scalars(
+            select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+        ).all()
+        click.echo("id\tname\tprefix\tcreated\tlast used\trevoked")
+        for t in tokens:
+            prefix = f"{t.prefix}..." if t.prefix else "-"
+            fields = (t.id, t.name, prefix, _when(t.created_at), _when(t.last_used_at))
+            click.echo("\t".join(map(str, fields)) + "\t" + _when(t.revoked_at))
+        if not tokens:
+            click.echo(f"{username} has no tokens.", err=True)
+
+
+@click.command("revoke-tokens")
+@with_appcontext
+@click.argument("username")
+def revoke_tokens(username: str) -> None:
+    """Revoke every API token of a user."""
+    with session_factory(current_app)() as db:
+        user = _user(db, username)
+        revoked = db.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
+        db.commit()
+    click.echo(f"Revoked {revoked} token(s) of {username}; {_token_cache_note()}.")
+
+
+@click.command("deactivate")
+@with_appcontext
+@click.argument("username")
+def deactivate(username: str) -> None:
+    """Lock a user out: browser sessions end at once, tokens stop working (`activate` undoes)."""
+    with session_factory(current_app)() as db:
+        user = _user(db, username)
+        user.active = False
+        end_sessions(db, user.id)
+        db.commit()
+    click.echo(f"Deactivated {username}: logged out everywhere; tokens are {_token_cache_note()}.")
+
+
+@click.command("activate")
+@with_appcontext
+@click.argument("username")
+def activate(username: str) -> None:
+    """Let a deactivated user log in again (tokens that were not revoked work again too)."""
+    with session_factory(current_app)() as db:
+        _user(db, username).active = True
+        db.commit()
+    click.echo(f"Activated {username}.")
+
+
+@click.command("set-password")
+@with_appcontext
+@click.argument("username")
+def set_password(username: str) -> None:
+    """Set a user's password (from a prompt or standard input); ends their browser sessions."""
+    with session_factory(current_app)() as db:
+        user = _user(db, username)
+        password = _new_password()
+        user.password_hash = hash_password(password)
+        end_sessions(db, user.id)
+        db.commit()
+    click.echo(f"Changed the password of {username}; their browser sessions have ended.")
 
 
 @click.command("list-users")
@@ -128,7 +227,10 @@ def reprocess(session_id: int | None) -> None:
             query = query.where(Capture.session_id == session_id)
         ids = list(db.scalars(query))
         service = CameraCaptureService(
-            db, capture_store(current_app), max_pixels=current_app.config["MAX_IMAGE_PIXELS"]
+            db,
+            capture_store(current_app),
+            max_pixels=current_app.config["MAX_IMAGE_PIXELS"],
+            max_image_bytes=current_app.config["MAX_IMAGE_BYTES"],
         )
         counts: dict[str, int] = {}
         with click.progressbar(ids, label="Reprocessing", file=sys.stderr) as bar:
@@ -155,11 +257,24 @@ def ensure_admin() -> None:
     click.echo("Created the first admin account. Log in at /auth/login with")
     click.echo("  username: admin")
     click.echo(f"  password: {password}")
-    click.echo("(shown once; change it with the 'tuscam create-user' of a new admin if lost)")
+    click.echo("(shown once; change it with 'tuscam set-password admin')")
 
 
 def init_app(app: Flask) -> None:
-    for cmd in (init_db, create_user, create_token, list_users, cleanup, reprocess, ensure_admin):
+    for cmd in (
+        init_db,
+        create_user,
+        create_token,
+        list_users,
+        list_tokens,
+        revoke_tokens,
+        deactivate,
+        activate,
+        set_password,
+        cleanup,
+        reprocess,
+        ensure_admin,
+    ):
         app.cli.add_command(cmd)
 
 

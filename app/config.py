@@ -5,6 +5,7 @@ Every key here is documented in the README; tests pass a dict to create_app inst
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -23,7 +24,12 @@ _INT_KEYS = {
     "TUS_MAX_CONCAT_PARTS": 100,
     "TUS_RETAIN_SECONDS": 3600,
     "MAX_IMAGE_PIXELS": 50_000_000,
+    "MAX_IMAGE_BYTES": 64 * 1024**2,
     "TOKEN_CACHE_SECONDS": 5,
+    "SESSION_HOURS": 12,
+    "LOGIN_MAX_FAILURES": 10,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 50,
+    "LOGIN_THROTTLE_SECONDS": 900,
 }
 _STR_KEYS = ("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS", "STORAGE_URL")
 _STR_KEYS += ("S3_ENDPOINT_URL", "S3_REGION", "LOCKER")
@@ -41,16 +47,44 @@ def _parse_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def private_dir(path: Path) -> None:
+    """Create `path` and its missing parents for the service user only (0700), whatever the
+    umask. A folder that exists already is left as it is: its owner chose its mode."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another worker made it at the same moment
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+
+
 def _secret_key(instance_path: Path) -> str:
-    """A secret generated once and kept in the instance folder, never in the repository."""
+    """A secret generated once and kept in the instance folder, never in the repository.
+
+    Workers starting together all come here: each writes a whole key to a file of its own and
+    links it into place, which succeeds for exactly one; everyone then reads the winner. The
+    key file is never seen empty or half written."""
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key)
+    if not path.exists():
+        private_dir(instance_path)
+        tmp = instance_path / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # atomic, and never replaces a key another process linked
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise RuntimeError(f"{path} is empty: delete it (or set TUSCAM_SECRET_KEY) and restart")
     return key
 
 

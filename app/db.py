@@ -5,19 +5,44 @@ SQLite gets WAL mode, a busy timeout and foreign keys; PostgreSQL is used as con
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from flask import Flask, g
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import private_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 SQLITE_POOL_SIZE = 20
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases and in-memory ones."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or "mode=memory" in url:
+        return None
+    return Path(database)
+
+
+def create_private_sqlite(url: str) -> None:
+    """Create a SQLite database file 0600 in a 0700 folder before SQLite does (it would follow
+    the umask): it holds password hashes. Its -wal and -shm files take the same mode."""
+    path = sqlite_file(url)
+    if path is None or path.exists():
+        return
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         pool: dict[str, int] = {}
-        database = make_url(url).database
-        if database and database != ":memory:" and "mode=memory" not in url:
+        create_private_sqlite(url)
+        if sqlite_file(url) is not None:
             # A file database gets a QueuePool, which closes a connection returned beyond
             # pool_size: with more busy threads than that, every request would open a new one
             # and re-run the pragmas below. A SQLite connection is a file handle, so keep one per

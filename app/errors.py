@@ -1,5 +1,5 @@
-"""One error type for the application and the handlers that render it: JSON for API and tus
-clients, HTML for pages. A 500 is logged with its traceback and its transaction rolled back."""
+"""One error type for the application and the handlers that render it: JSON for API clients
+and scripts, HTML for pages. A 500 is logged with its traceback and its transaction rolled back."""
 
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ class ApiError(Exception):
 
 
 def wants_json() -> bool:
-    """API, tus and script requests (any Authorization header) get JSON; browsers get pages."""
-    path = request.path
+    """API and script requests (any Authorization header) get JSON; browsers get pages. (tus
+    answers its own errors: app/tus/wsgi.py serves /files before Flask.)"""
     return (
-        path.startswith("/api/")
-        or path.startswith("/files")
+        request.path.startswith("/api/")
         or "Authorization" in request.headers
         or request.accept_mimetypes.best == "application/json"
     )
@@ -32,8 +31,6 @@ def _render(status: int, error: str, message: str) -> Any:
     if wants_json():
         response = jsonify(error=error, message=message)
         response.status_code = status
-        if request.path.startswith("/files"):
-            response.headers["Tus-Resumable"] = "1.0.0"
         return response
     return render_template("error.html", status=status, message=message), status
 

@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from app.access import assessments_query, can_see_session, can_upload_to
-from app.auth import current_user, login_required
+from app.access import assessments_query, can_see_session
+from app.auth import login_required, require_user
 from app.db import get_db
+from services.camera.metadata import may_upload
 
 bp = Blueprint("pages", __name__)
 
@@ -16,11 +17,10 @@ bp = Blueprint("pages", __name__)
 @bp.get("/", endpoint="index")
 @login_required
 def index() -> Any:
-    user = current_user()
-    assert user is not None
+    user = require_user()
     assessments = get_db().scalars(assessments_query(user)).all()
     rows = [
-        (a, [(s, can_upload_to(user, s)) for s in a.sessions if can_see_session(user, s)])
+        (a, [(s, may_upload(user, s)) for s in a.sessions if can_see_session(user, s)])
         for a in assessments
     ]
     return render_template("index.html", rows=rows, user=user)

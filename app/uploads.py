@@ -25,16 +25,16 @@ from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
 from app.tus.maintenance import reconcile
 from app.tus.wsgi import TusWsgiApp
-from services.camera.capture_service import CameraCaptureService
+from services.camera.capture_service import CameraCaptureService, FinishedUpload
 from services.camera.capture_store import CaptureStore
 from services.camera.metadata import (
     CaptureRequest,
     MetadataError,
     check_capture,
     load_upload_check,
+    may_upload,
     parse_capture_metadata,
 )
-from services.models import Role
 
 log = logging.getLogger(__name__)
 # The response that completes an upload says what capture it became (the design contract).
@@ -44,12 +44,19 @@ CAPTURE_HEADERS = ("Tuscam-Capture-Id", "Tuscam-Capture-Status", "Tuscam-Capture
 class CaptureHooks:
     """tus hooks bound to a database and a capture store; usable outside a request (reconcile)."""
 
-    def __init__(self, sessions: sessionmaker[Session], store: CaptureStore, max_pixels: int):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: CaptureStore,
+        max_pixels: int,
+        max_image_bytes: int,
+    ) -> None:
         self.sessions = sessions
         # The pre-create check is one Core query: a plain connection, no Session to set up.
         self.engine: Engine = sessions.kw["bind"]
         self.store = store
         self.max_pixels = max_pixels
+        self.max_image_bytes = max_image_bytes
         self.session_assessments: dict[int, int] = {}  # see CameraCaptureService
 
     def hooks(self) -> Hooks:
@@ -73,7 +80,7 @@ class CaptureHooks:
         if ctx.is_partial:
             # A partial upload carries no capture metadata of its own (tus concatenation):
             # the final upload that names it is checked instead.
-            if user.role not in (Role.OPERATOR, Role.ADMIN):
+            if not may_upload(user):
                 raise HookRefused(403, f"Uploading needs the operator role; you are {user.role}.")
             return
         if invalid is not None:
@@ -88,7 +95,11 @@ class CaptureHooks:
         with self.sessions() as db:
             req = parse_capture_metadata(info.metadata)
             service = CameraCaptureService(
-                db, self.store, max_pixels=self.max_pixels, session_cache=self.session_assessments
+                db,
+                self.store,
+                max_pixels=self.max_pixels,
+                max_image_bytes=self.max_image_bytes,
+                session_cache=self.session_assessments,
             )
             result = service.save_capture(
                 req.session_id,
@@ -97,27 +108,24 @@ class CaptureHooks:
                 req.assessment_id,
                 req.capture_type,
                 req.camera_settings,
-                upload_id=info.id,
-                filename=req.filename,
-                filetype=req.filetype,
-                uploaded_by_id=int(info.owner),
-                expected_sha256=req.sha256,
-                upload_started_at=info.created_at,
-                source_durable=True,  # the tus store fsyncs an upload before its finish hook
+                upload=FinishedUpload(
+                    upload_id=info.id,
+                    filename=req.filename,
+                    filetype=req.filetype,
+                    uploaded_by_id=int(info.owner),
+                    expected_sha256=req.sha256,
+                    upload_started_at=info.created_at,
+                    source_durable=True,  # the tus store fsyncs an upload before its finish hook
+                ),
             )
         headers = {
             "Tuscam-Capture-Id": str(result.capture_id),
             "Tuscam-Capture-Status": result.status,
         }
         if result.reason:
-            headers["Tuscam-Capture-Reason"] = _header_safe(result.reason)
+            # Short: it travels in a response header (the tus handler makes it ASCII).
+            headers["Tuscam-Capture-Reason"] = result.reason[:200]
         return headers
-
-
-def _header_safe(text: str) -> str:
-    """Short and ASCII: a reason travels in a response header (DESIGN.md)."""
-    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
-    return clean[:200]
 
 
 class UploadAuth:
@@ -175,7 +183,12 @@ def make_handler(app: Flask) -> TusHandler:
     locker = postgres_locker(app.config) or FileLocker(
         uploads, link_to=getattr(store, "path_of", None)
     )
-    hooks = CaptureHooks(session_factory(app), capture_store(app), app.config["MAX_IMAGE_PIXELS"])
+    hooks = CaptureHooks(
+        session_factory(app),
+        capture_store(app),
+        app.config["MAX_IMAGE_PIXELS"],
+        app.config["MAX_IMAGE_BYTES"],
+    )
     return TusHandler(store, locker, hooks.hooks(), tus_config(app))
 
 

@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import create_engine, event  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from services.camera.capture_service import CameraCaptureService  # noqa: E402
+from services.camera.capture_service import CameraCaptureService, FinishedUpload  # noqa: E402
 from services.camera.capture_store import CaptureStore  # noqa: E402
 from services.models import Assessment, Base, CaptureSession, User  # noqa: E402
 from tests.support.images import jpeg_12mp  # noqa: E402
@@ -77,10 +77,12 @@ def run(runs: int) -> dict[str, list[float]]:
                         session.id,
                         upload,
                         "bench",
-                        upload_id=secrets.token_hex(16),
-                        filename="photo.jpg",
-                        filetype="image/jpeg",
-                        uploaded_by_id=user.id,
+                        upload=FinishedUpload(
+                            upload_id=secrets.token_hex(16),
+                            filename="photo.jpg",
+                            filetype="image/jpeg",
+                            uploaded_by_id=user.id,
+                        ),
                     )
                     elapsed = (time.perf_counter() - start) * 1000
                     if result.status != "accepted":

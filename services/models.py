@@ -89,6 +89,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=Role.OPERATOR.value)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
+    # A browser session carries the generation it was opened in; logging out, a new password
+    # or deactivation increments it, which ends every session opened before.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -109,11 +112,30 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(80))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the token ("tcm_" and 4 more), so a person can tell tokens apart
+    # in `tuscam list-tokens`; None for tokens made before it was kept.
+    prefix: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime())
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class LoginFailure(Base):
+    """One failed login: the throttle (app/throttle.py) counts them per username and per client
+    address over a window, in the database so every worker process shares the count."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_username_created", "username", "created_at"),
+        Index("ix_login_failures_address_created", "address", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime(), default=utcnow)
 
 
 class Assessment(Base):
@@ -203,6 +225,7 @@ __all__ = [
     "Base",
     "Capture",
     "CaptureSession",
+    "LoginFailure",
     "CaptureStatus",
     "ReviewStatus",
     "Role",

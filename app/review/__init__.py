@@ -12,18 +12,11 @@ from typing import Any
 
 from flask import Blueprint, Flask
 
-from app.auth import current_user
 from app.review.formatting import exif_rows, fmt_bytes, fmt_duration, fmt_time, settings_rows
 from app.review.queries import GalleryView, gallery_page, session_summary
-from services.models import CaptureStatus, ReviewStatus, User
+from services.models import CaptureStatus, ReviewStatus
 
 bp = Blueprint("review", __name__, url_prefix="/review")
-
-
-def signed_in_user() -> User:
-    user = current_user()
-    assert user is not None  # login_required ran
-    return user
 
 
 @bp.context_processor

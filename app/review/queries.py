@@ -13,31 +13,13 @@ from sqlalchemy.orm import Session
 
 from app.access import sees_everything, session_filter
 from app.errors import ApiError
+from app.params import CAPTURE_FILTERS, MAX_PER_PAGE, int_arg
 from services.models import Assessment, Capture, CaptureSession, CaptureStatus, ReviewStatus, User
 
 PER_PAGE = 60
-MAX_PER_PAGE = 200
 # The session summary (facets and totals) counts at most this many of the newest captures, so a
 # gallery page's work is bounded however large a session grows; beyond it counts read "N+".
 SUMMARY_CAP = 20_000
-GALLERY_FILTERS = {
-    "trigger": Capture.capture_trigger,
-    "type": Capture.capture_type,
-    "status": Capture.status,
-    "review_status": Capture.review_status,
-}
-
-
-def int_arg(
-    args: Mapping[str, str], name: str, default: int | None, *, lo: int = 1, hi: int = 10**12
-) -> int | None:
-    """A whole-number GET parameter within lo..hi, or default when it is absent or empty."""
-    raw = args.get(name, "")
-    if raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 13) or not lo <= int(raw) <= hi:
-        raise ApiError(400, "bad-request", f"Query parameter '{name}' must be a number {lo}-{hi}.")
-    return int(raw)
 
 
 # --- counts on the assessment pages -----------------------------------------------------------
@@ -144,7 +126,7 @@ class GalleryView:
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> GalleryView:
         filters = {}
-        for name in GALLERY_FILTERS:
+        for name in CAPTURE_FILTERS:
             value = args.get(name, "").strip()
             if value:
                 filters[name] = value[:64]
@@ -157,7 +139,7 @@ class GalleryView:
         )
 
     def conditions(self) -> list[Any]:
-        return [GALLERY_FILTERS[name] == value for name, value in self.filters.items()]
+        return [CAPTURE_FILTERS[name] == value for name, value in self.filters.items()]
 
     def args(self, **changes: Any) -> dict[str, Any]:
         """GET parameters for a link from this view (cursor dropped unless given)."""
@@ -231,11 +213,11 @@ class Summary:
         return self.total > self.cap
 
     def count(self, **filters: str) -> int:
-        index = {name: i for i, name in enumerate(GALLERY_FILTERS)}
+        index = {name: i for i, name in enumerate(CAPTURE_FILTERS)}
         return sum(g[4] for g in self.groups if all(g[index[k]] == v for k, v in filters.items()))
 
     def values(self, name: str) -> list[str]:
-        i = list(GALLERY_FILTERS).index(name)
+        i = list(CAPTURE_FILTERS).index(name)
         return sorted({g[i] for g in self.groups})
 
     def label(self, n: int) -> str:
@@ -251,7 +233,7 @@ def session_summary(db: Session, session_id: int) -> Summary:
     newest `cap` captures (plus one, so the page can say "N+")."""
     cap = SUMMARY_CAP
     in_session = Capture.session_id == session_id
-    cols = list(GALLERY_FILTERS.values())
+    cols = list(CAPTURE_FILTERS.values())
     bounded = select(Capture.id).where(in_session).limit(cap + 1).subquery()
     size = db.scalar(select(func.count()).select_from(bounded)) or 0
     if size <= cap:

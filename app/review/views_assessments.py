@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from app.access import assessments_query, can_see_session, sees_everything
-from app.auth import login_required, roles_required
+from app.auth import login_required, require_user, roles_required
 from app.db import get_db
 from app.errors import ApiError
-from app.review import bp, signed_in_user
+from app.params import int_arg
+from app.review import bp
 from app.review.forms import AssessmentForm, SessionForm
-from app.review.queries import assessment_counts, int_arg, session_counts
+from app.review.queries import assessment_counts, session_counts
 from services.models import Assessment, CaptureSession, Role, User
 
 ASSESSMENTS_PER_PAGE = 50
@@ -25,7 +26,7 @@ ASSESSMENTS_PER_PAGE = 50
 
 
 def _render_index(form: AssessmentForm, status: int = 200) -> Any:
-    user = signed_in_user()
+    user = require_user()
     db = get_db()
     page = int_arg(request.args, "page", 1, hi=10**6) or 1
     rows = db.scalars(
@@ -62,7 +63,7 @@ def create_assessment() -> Any:
     assessment = Assessment(
         title=(form.title.data or "").strip(),
         description=(form.description.data or "").strip(),
-        created_by_id=signed_in_user().id,
+        created_by_id=require_user().id,
     )
     db = get_db()
     db.add(assessment)
@@ -113,7 +114,7 @@ def _session_form(db: Session, user: User, formdata: Any = None) -> SessionForm:
 
 
 def _render_assessment(assessment_id: int, form: SessionForm | None, status: int = 200) -> Any:
-    user = signed_in_user()
+    user = require_user()
     db = get_db()
     assessment, sessions = _visible_assessment(db, user, assessment_id)
     can_create = user.has_role(Role.OPERATOR)
@@ -139,7 +140,7 @@ def assessment_page(assessment_id: int) -> Any:
 @bp.post("/assessments/<int:assessment_id>/sessions", endpoint="create_session")
 @roles_required(Role.OPERATOR, Role.ADMIN)
 def create_session(assessment_id: int) -> Any:
-    user = signed_in_user()
+    user = require_user()
     db = get_db()
     assessment, _sessions = _visible_assessment(db, user, assessment_id)
     form = _session_form(db, user, request.form)

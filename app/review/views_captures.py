@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from app.access import require_visible_capture, require_visible_session
-from app.auth import login_required, roles_required
+from app.auth import login_required, require_user, roles_required
 from app.db import get_db
-from app.review import bp, signed_in_user
+from app.params import int_arg
+from app.review import bp
 from app.review.forms import DECISIONS, ReviewForm
 from app.review.queries import (
     GalleryView,
     gallery_page,
-    int_arg,
     neighbours,
     newest_id,
     next_pending,
@@ -42,7 +42,7 @@ def _visible_session(session_id: int) -> CaptureSession:
         .where(CaptureSession.id == session_id)
         .options(joinedload(CaptureSession.assessment), joinedload(CaptureSession.operator))
     )
-    return require_visible_session(signed_in_user(), session, session_id)
+    return require_visible_session(require_user(), session, session_id)
 
 
 @bp.get("/sessions/<int:session_id>", endpoint="session")
@@ -64,7 +64,7 @@ def session_gallery(session_id: int) -> Any:
         live=live,
         last_id=newest_id(db, session.id),
         matching=summary.count(**view.filters),
-        can_review=signed_in_user().has_role(Role.REVIEWER),
+        can_review=require_user().has_role(Role.REVIEWER),
     )
 
 
@@ -120,7 +120,7 @@ def _load_capture(capture_id: int) -> Capture:
             joinedload(Capture.reviewed_by),
         )
     )
-    return require_visible_capture(signed_in_user(), capture, capture_id)
+    return require_visible_capture(require_user(), capture, capture_id)
 
 
 def _render_capture(capture: Capture, form: ReviewForm | None = None, status: int = 200) -> Any:
@@ -140,7 +140,7 @@ def _render_capture(capture: Capture, form: ReviewForm | None = None, status: in
         next_id=next_id,
         upload_time=upload_time,
         form=form,
-        can_review=signed_in_user().has_role(Role.REVIEWER),
+        can_review=require_user().has_role(Role.REVIEWER),
     ), status
 
 
@@ -153,7 +153,7 @@ def capture_page(capture_id: int) -> Any:
 @bp.post("/captures/<int:capture_id>/review", endpoint="review_capture")
 @roles_required(Role.REVIEWER, Role.ADMIN)
 def review_capture(capture_id: int) -> Any:
-    user = signed_in_user()
+    user = require_user()
     capture = _load_capture(capture_id)
     form = ReviewForm()
     if not form.validate():

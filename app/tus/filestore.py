@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from app.tus.fileio import (
     copy_from,
@@ -285,11 +286,12 @@ class FileStore:
         except (KeyError, TypeError, ValueError):
             return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
-    def _read_tombstone(self, upload_id: str) -> dict | None:
+    def _read_tombstone(self, upload_id: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self._path(upload_id, ".gone").read_bytes())
+            tomb = json.loads(self._path(upload_id, ".gone").read_bytes())
         except (FileNotFoundError, ValueError, UploadNotFound):
             return None
+        return tomb if isinstance(tomb, dict) else None
 
 
 def _read(path: str) -> bytes:
@@ -304,7 +306,7 @@ def _blocks(path: str, size: int) -> Iterator[bytes]:
             yield block
 
 
-def _tomb_record(tomb: dict) -> UploadRecord | None:
+def _tomb_record(tomb: dict[str, Any]) -> UploadRecord | None:
     data = tomb.get("record")
     if not isinstance(data, dict):
         return None
@@ -318,13 +320,15 @@ def _record_line(record: UploadRecord) -> bytes:
     return json.dumps(record.to_json()).encode() + b"\n"  # json.dumps writes no newline
 
 
-def _last_record(raw: bytes) -> dict[str, object]:
+def _last_record(raw: bytes) -> dict[str, Any]:
     """The last line of a record file that is whole JSON; a line cut short (a crash, or a
     reader meeting an append) never is, so the record before it counts. ValueError if none."""
     for line in reversed(raw.split(b"\n")):
         if line.strip():
             try:
-                return json.loads(line)
+                data = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(data, dict):
+                return data
     raise ValueError("no whole record")

@@ -75,10 +75,12 @@ class GunicornBody(WsgiBody):
 def gunicorn_body(stream: object, sock: object, length: int) -> GunicornBody | None:
     """A GunicornBody if stream is exactly gunicorn's untouched Body over a LengthReader over
     the request socket; None for anything else (chunked, another server, a test client)."""
-    if type(stream) is not GunicornStream or type(sock) is not socket.socket:
+    if not isinstance(stream, GunicornStream) or type(stream) is not GunicornStream:
+        return None
+    if not isinstance(sock, socket.socket) or type(sock) is not socket.socket:
         return None
     reader = getattr(stream, "reader", None)
-    if type(reader) is not GunicornLengthReader or reader.length != length:
+    if reader is None or type(reader) is not GunicornLengthReader or reader.length != length:
         return None
     unreader = reader.unreader
     if type(unreader) is not GunicornSocketUnreader or unreader.sock is not sock:
@@ -93,10 +95,10 @@ def end_connection(environ: dict[str, object]) -> None:
     gunicorn must not parse a next request from this connection (its Body.failed), and the
     client learns at once (FIN after the answer). Called when the answer has been written."""
     stream = environ.get("wsgi.input")
-    if type(stream) is GunicornStream:
+    if isinstance(stream, GunicornStream):
         stream.failed = True
     sock = environ.get("gunicorn.socket")
-    if type(sock) is socket.socket:
+    if isinstance(sock, socket.socket):
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:

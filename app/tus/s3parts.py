@@ -66,7 +66,7 @@ class PartWriter:
         received = 0
         while limit is None or received < limit:
             fresh = self.buffer is None
-            if fresh:
+            if self.buffer is None:
                 self.buffer = bytearray(self.capacity)
                 # The tail goes in front; it is read from S3 only once a byte has arrived, so
                 # an empty body costs S3 nothing.

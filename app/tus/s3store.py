@@ -92,6 +92,8 @@ class S3Store:
         self.part_size = part_size_for(max_size)
         self.temp_dir = temp_dir
         self.clock = clock or (lambda: datetime.now(UTC))
+        # local_file() path -> (bucket, key) while the file exists (see local_file).
+        self.origins: dict[str, tuple[str, str]] = {}
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -268,8 +270,12 @@ class S3Store:
             with os.fdopen(fd, "wb") as out:
                 for block in self.read_data(upload_id):
                     out.write(block)
+            # Where the copy came from, for a capture store in the same bucket: it can then
+            # copy the object inside S3 instead of uploading the file again.
+            self.origins[name] = (self.bucket, self.key(upload_id))
             yield path
         finally:
+            self.origins.pop(name, None)
             path.unlink(missing_ok=True)
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
@@ -420,7 +426,7 @@ class S3Store:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def _row(self, upload_id: str) -> Row:
+    def _row(self, upload_id: str) -> Row[Any]:
         self.key(upload_id)
         with self.engine.connect() as conn:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
@@ -466,7 +472,7 @@ class UploadIncomplete(Exception):
         super().__init__(f"upload {upload_id} is unfinished: its bytes can be read once complete")
 
 
-def _live(row: Row | None, upload_id: str) -> Row:
+def _live(row: Row[Any] | None, upload_id: str) -> Row[Any]:
     if row is None:
         raise UploadNotFound(upload_id)
     if row.gone_reason is not None:
@@ -504,7 +510,7 @@ def _record_values(record: UploadRecord) -> dict[str, Any]:
     }
 
 
-def _to_record(row: Row) -> UploadRecord:
+def _to_record(row: Row[Any]) -> UploadRecord:
     data = json.loads(row.record)
     data.update(
         id=row.id,

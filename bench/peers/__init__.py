@@ -248,7 +248,9 @@ def _patient_readiness_probe() -> None:
 
 
 @contextlib.contextmanager
-def start_tuscam(tmp: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+def start_tuscam(
+    tmp: Path, env: dict[str, str] | None = None, *, database_url: str | None = None
+) -> Iterator[Server]:
     """tuscam under gunicorn through the lead's test support (tests/support/server.py), with
     one operator and one open capture session to upload to."""
     if str(ROOT) not in sys.path:
@@ -257,7 +259,11 @@ def start_tuscam(tmp: Path, env: dict[str, str] | None = None) -> Iterator[Serve
 
     _patient_readiness_probe()
     with start_live_server(
-        tmp, workers=WORKERS, threads=THREADS, env={**TUSCAM_ENV, **(env or {})}
+        tmp,
+        workers=WORKERS,
+        threads=THREADS,
+        env={**TUSCAM_ENV, **(env or {})},
+        database_url=database_url,
     ) as live:
         _user, token = live.new_operator("bench")
         assessment_id, session_id = live.new_capture_session(token, "bench")

@@ -18,6 +18,10 @@ async function makeStore(directory) {
       region: "us-east-1",
       endpoint: process.env.TUS_S3_ENDPOINT,
       forcePathStyle: true,
+      // As tuscam's boto3 client: checksums only where S3 requires them (S3-compatible
+      // services differ in the newer checksum headers and aws-chunked bodies they accept).
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
       credentials: {
         accessKeyId: process.env.AWS_ACCESS_KEY_ID,
         secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY,

@@ -7,13 +7,14 @@ permissions), capture_service (the transaction). No Flask, no app/ imports.
 from services.camera.capture_service import (
     CameraCaptureService,
     CaptureResult,
+    FinishedUpload,
     delete_capture_files,
 )
 from services.camera.capture_store import CaptureStore
 from services.camera.metadata import (
     CaptureRequest,
     MetadataError,
-    authorize_capture,
+    may_upload,
     parse_capture_metadata,
 )
 
@@ -22,8 +23,9 @@ __all__ = [
     "CaptureRequest",
     "CaptureResult",
     "CaptureStore",
+    "FinishedUpload",
     "MetadataError",
-    "authorize_capture",
     "delete_capture_files",
+    "may_upload",
     "parse_capture_metadata",
 ]

@@ -58,6 +58,20 @@ class NewCapture(SimpleNamespace):
 
 
 @dataclass(frozen=True)
+class FinishedUpload:
+    """What the caller knows of a finished upload besides the capture's own fields."""
+
+    upload_id: str  # the tus upload id: one capture per upload, whatever the retries
+    filename: str
+    filetype: str | None = None  # as declared by the client
+    uploaded_by_id: int | None = None
+    expected_sha256: str | None = None  # from the client's metadata, checked against the bytes
+    upload_started_at: datetime | None = None
+    # file_data is a path already fsynced (tus does, before its finish hook): not fsynced again.
+    source_durable: bool = False
+
+
+@dataclass(frozen=True)
 class CaptureResult:
     capture_id: int
     status: str  # accepted | rejected | duplicate
@@ -75,6 +89,7 @@ class CameraCaptureService:
         store: CaptureStore,
         *,
         max_pixels: int = 50_000_000,
+        max_image_bytes: int = imaging.MAX_IMAGE_BYTES,
         thumbnail_size: int = 400,
         clock: Callable[[], datetime] = utcnow,
         draft: bool = True,  # JPEG decoded at reduced scale for the thumbnail (bench compares)
@@ -87,6 +102,7 @@ class CameraCaptureService:
         self.db = db
         self.store = store
         self.max_pixels = max_pixels
+        self.max_image_bytes = max_image_bytes
         self.thumbnail_size = thumbnail_size
         self.clock = clock
         self.draft = draft
@@ -100,16 +116,9 @@ class CameraCaptureService:
         capture_type: str = "photo",
         camera_settings_snapshot: dict[str, Any] | None = None,
         *,
-        upload_id: str,
-        filename: str,
-        filetype: str | None = None,
-        uploaded_by_id: int | None = None,
-        expected_sha256: str | None = None,
-        upload_started_at: datetime | None = None,
-        source_durable: bool = False,
+        upload: FinishedUpload,
     ) -> CaptureResult:
-        """Record the capture of one finished upload; idempotent per `upload_id`.
-        `source_durable`: file_data is a path already fsynced (tus did, before its finish hook).
+        """Record the capture of one finished upload; idempotent per `upload.upload_id`.
 
         An invalid image is not an error: it is recorded as rejected with its reason and its
         bytes kept for reviewers. An exception means nothing was recorded and no new file is
@@ -127,24 +136,24 @@ class CameraCaptureService:
                 f"(assessment {session_assessment})"
             )
         extra: dict[str, Any] = {}
-        if expected_sha256:
-            extra["expected_sha256"] = expected_sha256.lower()
-        staged = self.store.stage(file_data, block_size=BLOCK_SIZE, durable=source_durable)
+        if upload.expected_sha256:
+            extra["expected_sha256"] = upload.expected_sha256.lower()
+        staged = self.store.stage(file_data, block_size=BLOCK_SIZE, durable=upload.source_durable)
         created: list[str] = []
         try:
             capture = NewCapture(
                 session_id=session_id,
-                upload_id=upload_id,
-                uploaded_by_id=uploaded_by_id,
-                filename=filename[:255],
-                declared_type=(filetype or "")[:100],
+                upload_id=upload.upload_id,
+                uploaded_by_id=upload.uploaded_by_id,
+                filename=upload.filename[:255],
+                declared_type=(upload.filetype or "")[:100],
                 capture_trigger=capture_trigger,
                 capture_type=capture_type,
                 camera_settings=dict(camera_settings_snapshot or {}),
                 metadata_extra=extra,
                 sha256=staged.sha256,
                 bytes=staged.size,
-                upload_started_at=upload_started_at,
+                upload_started_at=upload.upload_started_at,
                 created_at=self.clock(),
             )
             self._classify(capture, staged, created)
@@ -158,7 +167,7 @@ class CameraCaptureService:
             # This upload is recorded already: an earlier call, or another process racing us.
             self.db.rollback()
             self._remove_unreferenced(created)
-            existing = self._by_upload_id(upload_id)
+            existing = self._by_upload_id(upload.upload_id)
             if existing is None:
                 raise
             return existing
@@ -254,6 +263,7 @@ class CameraCaptureService:
                 path,
                 declared_type=capture.declared_type,
                 max_pixels=self.max_pixels,
+                max_bytes=self.max_image_bytes,
                 thumbnail_size=self.thumbnail_size,
                 draft=self.draft,
             )
@@ -281,8 +291,9 @@ class CameraCaptureService:
         self, capture: Capture | NewCapture, staged: Path, created: list[str]
     ) -> None:
         with staged.open("rb") as fh:
-            fmt = imaging.sniff_format(fh.read(16))
-        relative = self.store.original_name(capture.sha256, imaging.FORMAT_EXT.get(fmt, "bin"))
+            fmt = imaging.sniff_format(fh.read(1024))  # HEIF brands follow the first 16 bytes
+        ext = imaging.FORMAT_EXT.get(fmt or "", "bin")
+        relative = self.store.original_name(capture.sha256, ext)
         if self.store.publish(staged, relative):
             created.append(relative)
         capture.original_path = relative
@@ -324,8 +335,8 @@ class CameraCaptureService:
         for relative in created:
             try:
                 used = _referenced(self.db, relative)
-            except Exception:  # noqa: BLE001 - the database is what just failed; files we
-                used = False  # created a moment ago are ours to remove
+            except Exception:  # the database is what just failed; files we created a moment
+                used = False  # ago are ours to remove
             if not used:
                 self.store.delete(relative)
 

@@ -5,6 +5,7 @@ Layout under `root` (= <TUSCAM_DATA_DIR>/captures):
     thumbnails/ab/<sha256>.jpg         derived, may be regenerated (reprocess)
     tmp/                               staging; a file appears under its final name only by
                                        link/rename after fsync, so a crash leaves no half file
+Files are created 0600 and folders 0700 whatever the umask.
 The database stores the relative paths, so files stored under an earlier layout
 (originals/ab/cd/...) stay where they are. One level of 256 folders, not two of 65,536: with
 two, nearly every capture of the first hundred thousand made a new folder (a new inode and an
@@ -24,6 +25,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 BLOCK_SIZE = 1 << 20
+# Captures carry people's photos and GPS positions: readable by the service user only, whatever
+# the umask (modes are set explicitly after creation, as a umask can only take bits away).
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,8 @@ class CaptureStore:
     # -- staging -----------------------------------------------------------------------------
     def temp_path(self, suffix: str = "") -> Path:
         tmp = self.root / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        if not tmp.is_dir():
+            _make_private_dirs(tmp)
         return tmp / f"{secrets.token_hex(12)}{suffix}.tmp"
 
     def stage(
@@ -99,6 +105,7 @@ class CaptureStore:
                         raise
                 else:
                     self._durable.add(temp)
+                    _make_private(temp)  # one inode: the tus data file becomes private too
                     digest, size = _hash_file(temp, block_size)
                     return StagedFile(temp, digest, size, linked=True)
                 with open(source, "rb") as src:
@@ -114,8 +121,10 @@ class CaptureStore:
 
     @contextmanager
     def temp_file(self, suffix: str = "") -> Iterator[Path]:
-        """A temporary path in the store, removed on exit unless published meanwhile."""
+        """A temporary file in the store (empty, private), removed on exit unless published
+        meanwhile. Writers open it again by path: truncating keeps its mode."""
         temp = self.temp_path(suffix)
+        os.close(_create_private(temp))
         try:
             yield temp
         finally:
@@ -130,7 +139,7 @@ class CaptureStore:
         """
         final = self.path(relative)
         if not final.parent.is_dir():  # a new folder's own entry must reach the disk too
-            final.parent.mkdir(parents=True, exist_ok=True)
+            _make_private_dirs(final.parent)
             _fsync_dir(final.parent.parent)
         if temp in self._durable:
             self._durable.discard(temp)
@@ -170,10 +179,41 @@ def _hash_file(path: Path, block_size: int) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _create_private(path: Path) -> int:
+    """A new file open for writing, mode FILE_MODE whatever the umask; returns its descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _make_private(path: Path) -> None:
+    if os.stat(path).st_mode & 0o777 != FILE_MODE:
+        os.chmod(path, FILE_MODE)
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create `path` and its missing parents, each DIR_MODE whatever the umask (mkdir's
+    parents=True gives parents the umask's mode)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, DIR_MODE)
+        except FileExistsError:
+            continue  # another process made it (and sets its mode)
+        os.chmod(folder, DIR_MODE)
+
+
 def _copy_hashing(src: BinaryIO, dest: Path, block_size: int) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with open(dest, "xb") as out:
+    with open(_create_private(dest), "wb", closefd=True) as out:
         while block := src.read(block_size):
             digest.update(block)
             out.write(block)

@@ -1,5 +1,5 @@
-"""Pure Pillow functions: decide whether a file is a still JPEG, PNG or WebP photo, read its
-EXIF facts, and make an upright thumbnail that carries no EXIF, GPS or comment.
+"""Pure Pillow functions: decide whether a file is a still JPEG, PNG, WebP or HEIC/HEIF photo,
+read its EXIF facts, and make an upright thumbnail that carries no EXIF, GPS or comment.
 
 No database, no store: a path in, facts (or an ImageRejected with a short ASCII reason) out.
 """
@@ -7,28 +7,69 @@ No database, no store: a path in, facts (or an ImageRejected with a short ASCII 
 from __future__ import annotations
 
 import mmap
+import os
 import re
 import struct
+import threading
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from PIL import Image, ImageOps
+import pillow_heif
+from PIL import Image, ImageFile, UnidentifiedImageError
 
-ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
-FORMAT_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+from services.camera import structure
+
+# Depth maps and auxiliary images of HEIF files are never used here: not even listed.
+pillow_heif.register_heif_opener(depth_images=False, aux_images=False)
+
+ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")  # Pillow's names; HEIF covers HEIC
+# Stored format -> the MIME type its original is served with (app/ serves files with it).
+MIME_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "HEIC": "image/heic",
+    "HEIF": "image/heif",
+}
+FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "HEIC": "heic", "HEIF": "heif"}
 # Declared types that say nothing about the content: no mismatch can be claimed against them.
 GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
+MIME_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
+    # Phones label HEIC files image/heif and the reverse: one family, one check.
+    "image/heif": "image/heic",
+    "image/heic-sequence": "image/heic",
+    "image/heif-sequence": "image/heic",
+}
+# ftyp brands (ISO/IEC 23008-12): HEVC-coded HEIC, and the generic HEIF image brands.
+_HEIC_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"})
+_HEIF_BRANDS = frozenset({b"mif1", b"msf1", b"mif2", b"miaf"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 # Bytes after the JPEG EOI / PNG IEND / RIFF end: a few stray bytes and some zero padding (written
 # by some encoders) are tolerated; anything more is a polyglot (e.g. an HTML tail) and rejected.
 TRAILING_ANY_TOLERANCE = 4
 TRAILING_PADDING_TOLERANCE = 4096
 PADDING_BYTES = b"\x00\xff\r\n\t "
+
+# Memory: one upload must not add more than 256 MiB to the server. The file is refused above
+# MAX_IMAGE_BYTES (decoders of WebP and HEIF hold it whole), its structure is walked before any
+# decoder (structure.py), and the decode is refused when the memory it needs -- estimated from
+# the header: the pixels at Pillow's bytes per pixel, conversion copies, the decoder's own
+# buffers -- exceeds MAX_DECODE_BYTES. A 12 MP JPEG decoded at 1/8 scale needs ~2 MB.
+MAX_IMAGE_BYTES = 64 << 20
+MAX_DECODE_BYTES = 224 << 20
+# Decodes above this size take turns in a process (a worker's threads would add up otherwise);
+# smaller ones (every draft-mode JPEG) run side by side.
+LARGE_DECODE_BYTES = 32 << 20
+DECODER_SLACK = 8 << 20  # zlib windows, libjpeg row buffers, HEVC reference frames
+_LARGE_DECODES = threading.BoundedSemaphore(1)
 
 DECODE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -96,14 +137,28 @@ def ascii_reason(text: str, limit: int = 200) -> str:
 
 
 def sniff_format(head: bytes) -> str | None:
-    """JPEG / PNG / WEBP from the first 12 bytes, else None (names the stored original's ext)."""
+    """JPEG / PNG / WEBP / HEIC / HEIF from the first bytes, else None (names the original's
+    extension). HEIC and HEIF are told apart by their ftyp brands; AVIF is not accepted."""
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "PNG"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
+    if head[4:8] == b"ftyp":
+        return _heif_kind(head)
     return None
+
+
+def _heif_kind(head: bytes) -> str | None:
+    size = int.from_bytes(head[:4], "big")
+    box = head[8 : max(12, min(size, len(head)))]
+    brands = {box[i : i + 4] for i in range(0, len(box) - 3, 4)} - {box[4:8]}  # not the version
+    if brands & _HEIC_BRANDS:
+        return "HEIC"
+    if brands & _AVIF_BRANDS or not brands & _HEIF_BRANDS:
+        return None
+    return "HEIF"
 
 
 def unsupported_reason(head: bytes) -> str:
@@ -111,13 +166,13 @@ def unsupported_reason(head: bytes) -> str:
         return "empty file"
     for magic, name in _OTHER_FORMATS:
         if head.startswith(magic):
-            return f"{name} is not accepted: send a JPEG, PNG or WebP photo"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"avif"):
-        return "HEIC/AVIF is not accepted: send a JPEG, PNG or WebP photo"
+            return f"{name} is not accepted: send a JPEG, PNG, WebP or HEIC photo"
+    if head[4:8] == b"ftyp":
+        return "AVIF and other ISO media are not accepted: send a JPEG, PNG, WebP or HEIC photo"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<?xml", b"<svg")) or b"<svg" in head.lower():
-        return "SVG is not accepted: send a JPEG, PNG or WebP photo"
-    return "not a JPEG, PNG or WebP image"
+        return "SVG is not accepted: send a JPEG, PNG, WebP or HEIC photo"
+    return "not a JPEG, PNG or WebP image, nor a HEIC photo"
 
 
 def check_declared_type(declared_type: str | None, fmt: str) -> None:
@@ -125,7 +180,7 @@ def check_declared_type(declared_type: str | None, fmt: str) -> None:
     if declared in GENERIC_TYPES:
         return
     declared = MIME_ALIASES.get(declared, declared)
-    if declared != FORMAT_MIME.get(fmt):
+    if declared != MIME_ALIASES.get(MIME_TYPES[fmt], MIME_TYPES[fmt]):
         raise ImageRejected(f"declared {declared} but the file is {fmt}", format=fmt)
 
 
@@ -136,16 +191,34 @@ def process_image(
     max_pixels: int = 50_000_000,
     thumbnail_size: int = 400,
     draft: bool = True,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
 ) -> ProcessedImage:
     """Validate a stored upload and make its thumbnail; raises ImageRejected.
 
-    The header is checked (format, declared type, pixel count, animation, trailing data) before
-    any pixel is decoded; then one decode (at 1/2..1/8 scale for JPEG when `draft`) both proves
-    the data is complete -- verify() misses truncation, load() does not -- and feeds the thumbnail.
+    Before any pixel is decoded: the file size, the container's structure (structure.py), the
+    format, declared type, pixel count, animation, trailing data and the memory the decode
+    needs. Then one decode (at 1/2..1/8 scale for JPEG when `draft`) both proves the data is
+    complete -- verify() misses truncation, load() does not -- and feeds the thumbnail.
     """
     path = Path(path)
     with path.open("rb") as fh:
         head = fh.read(1024)
+        fmt = sniff_format(head)
+        if fmt is None:
+            raise ImageRejected(unsupported_reason(head))
+        size = os.fstat(fh.fileno()).st_size
+        if size > max_bytes:
+            raise ImageRejected(
+                f"file is {size} bytes; images larger than {max_bytes} bytes are not accepted",
+                format=fmt,
+            )
+        try:
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                layout = structure.walk(mm, fmt)
+        except structure.StructureRejected as exc:
+            raise ImageRejected(str(exc), format=fmt) from None
+    trailing = _trailing(path, layout.end, size)
     # Pillow only warns for a bomb between 1x and 2x its limit. Both the limit and the warning
     # filters are process-global and not thread-safe, so the size check in _process_open
     # repeats the rule; the previous limit is restored for other Pillow users in the process.
@@ -156,38 +229,48 @@ def process_image(
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(path, formats=list(ALLOWED_FORMATS)) as im:
-                return _process_open(
-                    im, path, declared_type, max_pixels, thumbnail_size, draft=draft
-                )
-        except Image.UnidentifiedImageError:
+                checks = _Checks(fmt, declared_type, max_pixels, max_decode_bytes, trailing)
+                return _process_open(im, checks, layout, size, thumbnail_size, draft=draft)
+        except UnidentifiedImageError:
             raise ImageRejected(unsupported_reason(head)) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(_bomb_reason(str(exc), max_pixels)) from None
         except DECODE_ERRORS as exc:
-            fmt = sniff_format(head)
             raise ImageRejected(f"cannot decode the image: {exc}", format=fmt) from None
         finally:
             Image.MAX_IMAGE_PIXELS = previous_limit
 
 
+@dataclass(frozen=True)
+class _Checks:
+    fmt: str  # from the magic bytes: JPEG, PNG, WEBP, HEIC or HEIF
+    declared_type: str | None
+    max_pixels: int
+    max_decode_bytes: int
+    trailing: int
+
+
 def _process_open(
-    im: Image.ImageFile.ImageFile,
-    path: Path,
-    declared_type: str | None,
-    max_pixels: int,
+    im: ImageFile.ImageFile,
+    checks: _Checks,
+    layout: structure.Layout,
+    file_size: int,
     thumbnail_size: int,
     *,
     draft: bool,
 ) -> ProcessedImage:
-    fmt = im.format or ""
+    fmt = checks.fmt
     size = im.size
-    if fmt not in ALLOWED_FORMATS:  # e.g. MPO, which Pillow opens through the JPEG plugin
-        raise ImageRejected(f"{fmt} is not accepted: send a single JPEG, PNG or WebP photo")
-    check_declared_type(declared_type, fmt)
-    width, height = size
-    if width * height > max_pixels:
+    if im.format not in ALLOWED_FORMATS or (im.format == "HEIF") != fmt.startswith("HEI"):
+        # e.g. MPO, which Pillow opens through the JPEG plugin
         raise ImageRejected(
-            f"image is {width}x{height} = {width * height} pixels, more than {max_pixels}",
+            f"{im.format} is not accepted: send a single JPEG, PNG, WebP or HEIC photo"
+        )
+    check_declared_type(checks.declared_type, fmt)
+    width, height = size
+    if width * height > checks.max_pixels:
+        raise ImageRejected(
+            f"image is {width}x{height} = {width * height} pixels, more than {checks.max_pixels}",
             format=fmt,
             size=size,
         )
@@ -198,10 +281,16 @@ def _process_open(
             format=fmt,
             size=size,
         )
-    trailing = trailing_data(path, fmt)
-    if trailing:
+    if checks.trailing:
         raise ImageRejected(
-            f"trailing data after the image ({trailing} bytes after the {fmt} end)",
+            f"trailing data after the image ({checks.trailing} bytes after the {fmt} end)",
+            format=fmt,
+            size=size,
+        )
+    exif_size = len(im.info.get("exif") or b"")
+    if exif_size > structure.MAX_EXIF_BYTES:
+        raise ImageRejected(
+            f"EXIF metadata is {exif_size} bytes, more than {structure.MAX_EXIF_BYTES}",
             format=fmt,
             size=size,
         )
@@ -209,15 +298,67 @@ def _process_open(
     if draft and fmt == "JPEG":
         # The decoder scales by 1/2, 1/4 or 1/8 while decoding, never below `target`.
         im.draft("RGB", target)
-    try:
-        im.load()
-    except DECODE_ERRORS as exc:
-        reason = f"image data is truncated or corrupt: {exc}"
-        raise ImageRejected(reason, format=fmt, size=size) from None
-    # After load(): PNG keeps eXIf after the pixel data, and getexif() would load() it.
-    exif_facts, orientation, taken_at = read_exif(im)
-    info = ImageInfo(fmt, width, height, orientation, exif_facts, taken_at)
-    return ProcessedImage(info, make_thumbnail(im, size=thumbnail_size))
+    needed = decode_bytes(im, fmt, layout, file_size)
+    if needed > checks.max_decode_bytes:
+        raise ImageRejected(
+            f"decoding this {width}x{height} {im.mode} image needs about {needed >> 20} MiB of "
+            f"memory, more than {checks.max_decode_bytes >> 20} MiB: send a smaller photo",
+            format=fmt,
+            size=size,
+        )
+    with _LARGE_DECODES if needed > LARGE_DECODE_BYTES else nullcontext():
+        try:
+            im.load()
+        except DECODE_ERRORS as exc:
+            reason = f"image data is truncated or corrupt: {exc}"
+            raise ImageRejected(reason, format=fmt, size=size) from None
+        # After load(): PNG keeps eXIf after the pixel data, and getexif() would load() it.
+        exif_facts, orientation, taken_at = read_exif(im)
+        to_turn = orientation
+        applied = im.info.get("original_orientation")
+        if fmt in ("HEIC", "HEIF") and isinstance(applied, int) and 1 < applied <= 8:
+            # libheif decodes upright already (pillow-heif then reports orientation 1): record
+            # what the file says and its size as stored, as for JPEG, and turn nothing twice.
+            orientation, to_turn = applied, 1
+            exif_facts["orientation"] = applied
+            if applied >= 5:
+                width, height = height, width
+        info = ImageInfo(fmt, width, height, orientation, exif_facts, taken_at)
+        thumbnail = make_thumbnail(im, size=thumbnail_size, orientation=to_turn)
+        return ProcessedImage(info, thumbnail)
+
+
+def _pillow_bytes_per_pixel(mode: str) -> int:
+    """Bytes per pixel of Pillow's storage: 1 for 1/L/P, 2 for I;16*, else 4 (RGB is padded)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def decode_bytes(im: Image.Image, fmt: str, layout: structure.Layout, file_size: int) -> int:
+    """The memory decoding `im` (as opened, after draft()) and making its thumbnail needs at its
+    peak: Pillow's image, the full-size copies make_thumbnail goes through, the decoder's own
+    buffers. Measured per format and mode (bench/README.md), rounded up: an estimate too low
+    would let memory through."""
+    pixels = im.size[0] * im.size[1]
+    if fmt == "WEBP":
+        # libwebp's RGBA canvas, its copy as bytes, Pillow's image and its premultiplied copy
+        # for resampling; the file is read whole.
+        return pixels * 16 + file_size + DECODER_SLACK
+    total = pixels * _pillow_bytes_per_pixel(im.mode)
+    if im.mode in ("P", "PA"):
+        total += pixels * 8  # converted to RGBA, then premultiplied (RGBa) for resampling
+    elif im.mode in ("RGBA", "LA"):
+        total += pixels * 4  # premultiplied copy for resampling
+    elif im.mode.startswith("I") or im.mode == "F":
+        total += pixels * 9  # I (4) -> point (4) -> L (1), see make_thumbnail
+    if fmt == "JPEG":
+        total += layout.coefficient_bytes
+    elif fmt in ("HEIC", "HEIF"):
+        total += pixels * 4 + file_size  # libheif's decoded frame; the file is read whole
+    return total + DECODER_SLACK
 
 
 def _bomb_reason(message: str, max_pixels: int) -> str:
@@ -232,19 +373,38 @@ def fit_within(size: tuple[int, int], longest: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def make_thumbnail(im: Image.Image, *, size: int) -> Image.Image:
-    """An upright RGB copy whose long side is at most `size`; no EXIF, comment or other info."""
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def make_thumbnail(im: Image.Image, *, size: int, orientation: int | None = None) -> Image.Image:
+    """An upright RGB copy whose long side is at most `size`; no EXIF, comment or other info.
+
+    `orientation` (EXIF 1..8) is read from `im` when not given. The image is scaled down first
+    and turned upright after, so no full-size rotated copy is ever made.
+    """
     icc = im.info.get("icc_profile") if im.mode in ("RGB", "RGBA") else None
+    if orientation is None:
+        orientation = read_exif(im)[1]
     if im.mode in ("P", "PA"):
-        im = im.convert("RGBA")
+        im = im.convert("RGBA")  # palette images resample only by nearest neighbour
     elif im.mode.startswith("I") or im.mode == "F":
         im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    try:
-        upright = ImageOps.exif_transpose(im)  # a copy, even with no orientation to apply
-    except DECODE_ERRORS:  # an unreadable EXIF block must not cost the thumbnail
-        upright = im.copy()
-    upright.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    out = _flatten_rgb(upright)
+    target = fit_within(im.size, size)
+    if target != im.size:
+        small = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    else:
+        small = im.copy()
+    if orientation in _TRANSPOSE:
+        small = small.transpose(_TRANSPOSE[orientation])
+    out = _flatten_rgb(small)
     out.info = {"icc_profile": icc} if icc else {}
     return out
 
@@ -334,71 +494,23 @@ def parse_exif_datetime(value: str | None, offset: str | None = None) -> datetim
 def trailing_data(path: Path, fmt: str) -> int:
     """Count of suspicious bytes after the image's own end (0 when within the tolerance)."""
     with Path(path).open("rb") as fh:
-        size = fh.seek(0, 2)
+        size = os.fstat(fh.fileno()).st_size
         if size == 0:
             return 0
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            end = {"JPEG": _jpeg_end, "PNG": _png_end, "WEBP": _webp_end}[fmt](mm)
-            if end is None or end >= size:
+            end = structure.walk(mm, fmt).end
+    return _trailing(Path(path), end, size)
+
+
+def _trailing(path: Path, end: int | None, size: int) -> int:
+    if end is None or end >= size:
+        return 0
+    extra = size - end
+    if extra <= TRAILING_ANY_TOLERANCE:
+        return 0
+    if extra <= TRAILING_PADDING_TOLERANCE:
+        with path.open("rb") as fh:
+            fh.seek(end)
+            if not fh.read().strip(PADDING_BYTES):
                 return 0
-            extra = size - end
-            if extra <= TRAILING_ANY_TOLERANCE:
-                return 0
-            if extra <= TRAILING_PADDING_TOLERANCE and not mm[end:].strip(PADDING_BYTES):
-                return 0
-            return extra
-
-
-def _jpeg_end(mm: mmap.mmap) -> int | None:
-    """Offset just after the EOI marker, walking segments (APPn lengths skip embedded
-    thumbnails) and entropy-coded scans; None when the structure cannot be followed."""
-    n = len(mm)
-    if mm[:2] != b"\xff\xd8":
-        return None
-    pos = 2
-    while pos < n:
-        if mm[pos] != 0xFF:
-            return None
-        while pos < n and mm[pos] == 0xFF:  # fill bytes before a marker
-            pos += 1
-        if pos >= n:
-            return None
-        marker = mm[pos]
-        pos += 1
-        if marker == 0xD9:
-            return pos
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn / TEM: no length
-            continue
-        if pos + 2 > n:
-            return None
-        pos += int.from_bytes(mm[pos : pos + 2], "big")
-        if marker == 0xDA:  # SOS: scan to the next real marker (not stuffing, not RSTn)
-            while True:
-                pos = mm.find(b"\xff", pos)
-                if pos < 0 or pos + 1 >= n:
-                    return None
-                nxt = mm[pos + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-                    pos += 1
-                    continue
-                break
-    return None
-
-
-def _png_end(mm: mmap.mmap) -> int | None:
-    n = len(mm)
-    pos = 8
-    while pos + 8 <= n:
-        length = int.from_bytes(mm[pos : pos + 4], "big")
-        kind = mm[pos + 4 : pos + 8]
-        pos += 12 + length
-        if kind == b"IEND":
-            return pos
-    return None
-
-
-def _webp_end(mm: mmap.mmap) -> int | None:
-    if len(mm) < 12:
-        return None
-    riff_size = int.from_bytes(mm[4:8], "little")
-    return 8 + riff_size + (riff_size & 1)
+    return extra

@@ -272,25 +272,36 @@ def load_upload_check(
     return user, session
 
 
+def may_upload(user: Uploader, session: UploadTarget | None = None) -> bool:
+    """The one rule of who may upload where: an active admin anywhere; an active operator to the
+    sessions assigned to them or to nobody; no one else. Without a session: whether the user may
+    upload at all (a partial upload names no session)."""
+    if not user.active:
+        return False
+    if user.role == Role.ADMIN:
+        return True
+    return user.role == Role.OPERATOR and (
+        session is None or session.operator_id in (None, user.id)
+    )
+
+
 def check_capture(user: Uploader, session: UploadTarget | None, req: CaptureRequest) -> None:
     """Raise MetadataError unless `user` may upload `req` to `session` (None: it does not exist).
 
-    The permission check comes right after existence, so a user who may not upload learns
-    nothing more about the session (closed or not, which assessment).
+    Another operator's session answers exactly as a missing one, so session ids cannot be
+    probed; a user who may not upload at all learns nothing more (closed or not, which
+    assessment).
     """
+    missing = MetadataError(404, "session_id", f"session {req.session_id} does not exist")
     if session is None:
-        raise MetadataError(404, "session_id", f"session {req.session_id} does not exist")
-    if not user.active:
-        raise MetadataError(403, "session_id", "your account is not active")
-    if user.role == Role.ADMIN:
-        pass
-    elif user.role != Role.OPERATOR:
+        raise missing
+    if not may_upload(user, session):
+        if not user.active:
+            raise MetadataError(403, "session_id", "your account is not active")
+        if user.role == Role.OPERATOR:
+            raise missing  # assigned to another operator
         raise MetadataError(
             403, "session_id", f"uploading needs the operator role; you are {user.role}"
-        )
-    elif session.operator_id not in (None, user.id):
-        raise MetadataError(
-            403, "session_id", f"session {session.id} is assigned to another operator"
         )
     if not session.is_open:
         raise MetadataError(409, "session_id", f"session {session.id} is closed")
@@ -301,11 +312,3 @@ def check_capture(user: Uploader, session: UploadTarget | None, req: CaptureRequ
             f"assessment_id {req.assessment_id} does not match session {session.id}, "
             f"which belongs to assessment {session.assessment_id}",
         )
-
-
-def authorize_capture(db: Session, user: User, req: CaptureRequest) -> CaptureSession:
-    """The capture session `req` names, if `user` may upload to it now (see check_capture)."""
-    session = db.get(CaptureSession, req.session_id)
-    check_capture(user, session, req)
-    assert session is not None
-    return session

@@ -10,13 +10,13 @@ on a node after its request.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from services.camera.capture_store import BLOCK_SIZE, CaptureStore
+from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,37 @@ class StoredObject:
 class S3CaptureStore(CaptureStore):
     """`root` is the local staging folder (temporary files only); `client` a boto3 S3 client."""
 
-    def __init__(self, root: Path, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        client: Any,
+        bucket: str,
+        prefix: str = "",
+        *,
+        origins: Mapping[str, tuple[str, str]] | None = None,
+    ) -> None:
         super().__init__(root)
         self.client = client
         self.bucket = bucket
         prefix = prefix.strip("/")
         self.prefix = f"{prefix}/captures/" if prefix else "captures/"
+        # Local copies of objects of the same bucket (the tus S3 store's downloads): a file
+        # staged from one is published by a copy inside S3, not uploaded again.
+        self.origins = origins if origins is not None else {}
+        self._copy_of: dict[Path, str] = {}
+
+    def stage(
+        self, source: Path | BinaryIO, *, block_size: int = BLOCK_SIZE, durable: bool = False
+    ) -> StagedFile:
+        staged = super().stage(source, block_size=block_size, durable=durable)
+        origin = self.origins.get(str(source)) if isinstance(source, Path) else None
+        if origin is not None and origin[0] == self.bucket:
+            self._copy_of[staged.path] = origin[1]
+        return staged
+
+    def discard(self, temp: Path) -> None:
+        self._copy_of.pop(temp, None)
+        super().discard(temp)
 
     def key(self, relative: str) -> str:
         """The object key of a stored file; refuses names that are not the store's own."""
@@ -78,6 +103,12 @@ class S3CaptureStore(CaptureStore):
         content-addressed name only one "creates" it, and only that one may delete it again."""
         key = self.key(relative)
         extra = {} if replace else {"IfNoneMatch": "*"}
+        origin = self._copy_of.pop(temp, None)
+        if origin is not None:
+            try:
+                return self._copy(origin, key, replace=replace)
+            finally:
+                self.discard(temp)
         try:
             with self._s3("storing a capture file"), open(temp, "rb") as body:
                 try:
@@ -90,6 +121,20 @@ class S3CaptureStore(CaptureStore):
             return True
         finally:
             self.discard(temp)
+
+    def _copy(self, origin: str, key: str, *, replace: bool) -> bool:
+        """Publish by a copy inside S3. CopyObject has no create-only condition, so an existing
+        object is looked for first: two writers of one content-addressed name in the same
+        instant may both "create" it (the bytes are the same; only a rollback of one of them
+        could then remove the other's file)."""
+        relative = key[len(self.prefix) :]
+        if not replace and self.exists(relative):
+            return False
+        with self._s3("copying a capture file"):
+            self.client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": origin}
+            )
+        return True
 
     def delete(self, relative: str) -> bool:
         if not self.exists(relative):

@@ -19,15 +19,18 @@ from tests.adversarial.conftest import (
     OCTETS,
     Hostile,
     Operator,
+    build_request,
     captures_of,
     head_offset,
+    login_cookie_session,
     new_cookie_operator,
     nothing_changes,
     raw,
+    send_raw,
     stored,
 )
 from tests.support import images
-from tests.support.tus import capture_metadata
+from tests.support.tus import capture_metadata, encode_metadata
 
 EVIL = "http://evil.example"
 
@@ -368,3 +371,140 @@ def test_metadata_values_never_become_headers_of_a_download(hostile: Hostile, op
     assert op.tus.patch(url, 0, b"z").status_code == 204
     r = op.tus.http.get(url, timeout=30)
     assert "filename2" not in r.headers and r.content == b"z"
+
+
+# --- sessions, probing, stale credentials, headers, body sizes (issue 16) ----------------------
+
+
+def _without(text: str, number: int) -> str:
+    return text.replace(str(number), "N")
+
+
+def test_another_operators_session_id_cannot_be_told_from_a_missing_one(
+    hostile: Hostile, op: Operator, other: Operator
+) -> None:
+    missing = op.session_id + 10_000
+    tus = []
+    for session_id in (op.session_id, missing):
+        metadata = encode_metadata(capture_metadata(session_id, "probe.jpg"))
+        with nothing_changes(hostile):
+            r = raw(
+                hostile.server.port,
+                "POST",
+                "/files/",
+                {**other.auth, "Upload-Length": "5", "Upload-Metadata": metadata},
+            )
+        tus.append((r.status, _without(r.body.decode(), session_id)))
+    assert tus[0] == tus[1] and tus[0][0] == 404, tus
+    api = hostile.server.api(other.token)
+    for suffix in ("", "/captures"):
+        theirs = api.get(f"/api/sessions/{op.session_id}{suffix}")
+        absent = api.get(f"/api/sessions/{missing}{suffix}")
+        assert theirs.status_code == absent.status_code == 404
+        assert _without(theirs.text, op.session_id) == _without(absent.text, missing)
+
+
+def test_an_operator_cannot_reopen_a_session_an_admin_closed(
+    hostile: Hostile, op: Operator
+) -> None:
+    server = hostile.server
+    admin = f"admin-{secrets.token_hex(4)}"
+    server.create_user(admin, "admin")
+    as_admin, as_op = server.api(server.create_token(admin)), server.api(op.token)
+    session = f"/api/sessions/{op.session_id}"
+    assert as_admin.patch(session, json={"ended": True}).status_code == 200
+    for change in ({"ended": False}, {"label": "mine again"}, {"operator_id": None}):
+        r = as_op.patch(session, json=change)
+        assert r.status_code == 403, (change, r.text)
+    after = as_admin.get(session).json()
+    assert after["open"] is False and after["label"] == "session"
+    with nothing_changes(hostile):
+        r = raw(
+            server.port,
+            "POST",
+            "/files/",
+            {**op.auth, "Upload-Length": "5", "Upload-Metadata": op.metadata()},
+        )
+    assert r.status == 409
+
+
+def test_a_copied_session_cookie_is_worthless_after_logout(hostile: Hostile) -> None:
+    browser, op = new_cookie_operator(hostile.server)
+    copy = {"Cookie": f"session={browser.cookies['session']}", "Tus-Resumable": "1.0.0"}
+    create = {"Upload-Length": "5", "Upload-Metadata": op.metadata()}
+    assert raw(hostile.server.port, "POST", "/files/", {**copy, **create}).status == 201
+    start = browser.get(hostile.server.url + "/", timeout=30).text
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', start)
+    assert csrf
+    r = browser.post(
+        hostile.server.url + "/auth/logout",
+        data={"csrf_token": csrf.group(1)},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 302
+    with nothing_changes(hostile):
+        replayed = raw(hostile.server.port, "POST", "/files/", {**copy, **create})
+    assert replayed.status == 401
+    api = raw(
+        hostile.server.port, "GET", "/api/assessments", {**copy, "Accept": "application/json"}
+    )
+    assert api.status == 401
+
+
+def test_ten_wrong_passwords_lock_the_username_for_everyone(hostile: Hostile) -> None:
+    name = f"guess-{secrets.token_hex(4)}"
+    password = hostile.server.create_user(name, "operator")
+    for i in range(10):
+        with pytest.raises(AssertionError, match="401"):
+            login_cookie_session(hostile.server, name, f"guess-{i}")
+    with requests.Session() as s:
+        page = s.get(hostile.server.url + "/auth/login", timeout=30).text
+        csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+        assert csrf
+        r = s.post(
+            hostile.server.url + "/auth/login",
+            data={"username": name, "password": password, "csrf_token": csrf.group(1)},
+            allow_redirects=False,
+            timeout=30,
+        )
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    "method,path,expect_csp",
+    [
+        ("GET", "/auth/login", True),
+        ("GET", "/no-such-page", True),
+        ("GET", "/api/assessments", False),
+        ("OPTIONS", "/files/", False),
+        ("HEAD", "/files/0123456789abcdef0123456789abcdef", False),
+        ("GET", "/static/site.css", False),
+    ],
+)
+def test_every_answer_is_nosniff_and_pages_carry_the_policy(
+    hostile: Hostile, shared: Operator, method: str, path: str, expect_csp: bool
+) -> None:
+    headers = {"Tus-Resumable": "1.0.0"}
+    if not expect_csp:  # pages are asked for as a browser would, without a token
+        headers["Authorization"] = f"Bearer {shared.token}"
+    r = raw(hostile.server.port, method, path, headers)
+    assert r.header("X-Content-Type-Options") == "nosniff", (path, r.headers)
+    assert r.header("Referrer-Policy") == "same-origin"
+    csp = r.header("Content-Security-Policy") or ""
+    assert ("frame-ancestors 'none'" in csp and "script-src 'self'" in csp) is expect_csp, csp
+
+
+def test_a_60_mib_api_body_is_refused_before_it_is_read(hostile: Hostile, shared: Operator) -> None:
+    head = build_request(
+        "POST",
+        "/api/assessments",
+        {
+            "Authorization": f"Bearer {shared.token}",
+            "Content-Type": "application/json",
+            "Content-Length": str(60 * 1024 * 1024),
+        },
+    )
+    reply = send_raw(hostile.server.port, head + b"{" + b" " * 65535, method="POST")
+    assert reply.status == 413
+    assert "at most 1048576 bytes" in json.loads(reply.body)["message"]

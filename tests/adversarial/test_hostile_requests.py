@@ -250,13 +250,14 @@ def test_hostile_capture_metadata_is_refused_before_a_byte_is_stored(
     assert reason in json.loads(r.body)["message"]
 
 
-def test_another_operators_session_is_403_and_creates_nothing(
+def test_another_operators_session_is_404_as_if_missing_and_creates_nothing(
     hostile: Hostile, op: Operator, other: Operator
 ) -> None:
     headers = {**other.auth, "Upload-Length": "5", "Upload-Metadata": op.metadata()}
     with nothing_changes(hostile):
         r = raw(hostile.server.port, "POST", "/files/", headers)
-    assert r.status == 403
+    assert r.status == 404
+    assert json.loads(r.body)["message"] == f"session {op.session_id} does not exist"
 
 
 def test_metadata_is_echoed_on_head_exactly_and_never_splits_headers(

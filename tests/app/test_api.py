@@ -132,3 +132,114 @@ def test_capture_list_validates_paging(api) -> None:  # noqa: ANN001
         assert (
             client.get(f"/api/sessions/{sid}/captures?{bad}", headers=t["op"]).status_code == 400
         ), bad
+
+
+# --- who may change a capture session ---------------------------------------------------------
+
+
+def _session(client: FlaskClient, t, operator: str | None = "op") -> int:  # noqa: ANN001
+    aid = _assessment(client, t["adm"])
+    body = {"label": "north pier", "operator_id": None}
+    if operator is not None:
+        body["operator_id"] = client.get("/api/assessments", headers=t[operator]) and _uid(
+            client, t, operator
+        )
+    r = client.post(f"/api/assessments/{aid}/sessions", json=body, headers=t["adm"])
+    assert r.status_code == 201, r.json
+    return r.json["id"]
+
+
+def _uid(client: FlaskClient, t, name: str) -> int:  # noqa: ANN001
+    aid = _assessment(client, t[name], title=f"whoami {name}")
+    r = client.post(f"/api/assessments/{aid}/sessions", json={"label": "me"}, headers=t[name])
+    return r.json["operator_id"]
+
+
+def _state(client: FlaskClient, t, sid: int) -> dict:  # noqa: ANN001
+    r = client.get(f"/api/sessions/{sid}", headers=t["adm"]).json
+    return {k: r[k] for k in ("label", "open", "operator_id", "ended_at")}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ended": False},
+        {"label": "renamed"},
+        {"operator_id": None},
+        {"ended": True, "label": "renamed"},
+        {"ended": True, "operator_id": None},
+    ],
+    ids=["reopen", "rename", "reassign", "close-and-rename", "close-and-reassign"],
+)
+def test_an_operator_may_not_reopen_rename_or_reassign_and_nothing_changes(
+    api,  # noqa: ANN001
+    change: dict,
+) -> None:
+    client, t = api
+    sid = _session(client, t, "op")
+    if change == {"ended": False}:
+        assert (
+            client.patch(f"/api/sessions/{sid}", json={"ended": True}, headers=t["adm"]).status_code
+            == 200
+        )
+    before = _state(client, t, sid)
+    r = client.patch(f"/api/sessions/{sid}", json=change, headers=t["op"])
+    assert r.status_code == 403 and r.json["error"] == "forbidden", r.json
+    assert "admin" in r.json["message"]
+    assert _state(client, t, sid) == before
+
+
+def test_an_operator_closes_their_own_session_but_not_an_unassigned_one(api) -> None:  # noqa: ANN001
+    client, t = api
+    own, unassigned = _session(client, t, "op"), _session(client, t, None)
+    r = client.patch(f"/api/sessions/{unassigned}", json={"ended": True}, headers=t["op"])
+    assert r.status_code == 403 and "not assigned to you" in r.json["message"]
+    assert _state(client, t, unassigned)["open"] is True
+    r = client.patch(f"/api/sessions/{own}", json={"ended": True}, headers=t["op"])
+    assert r.status_code == 200 and r.json["open"] is False
+    ended_at = r.json["ended_at"]
+    again = client.patch(f"/api/sessions/{own}", json={"ended": True}, headers=t["op"])
+    assert again.status_code == 200 and again.json["ended_at"] == ended_at  # closed once
+
+
+def test_an_admin_reopens_renames_and_reassigns(api) -> None:  # noqa: ANN001
+    client, t = api
+    sid = _session(client, t, "op")
+    op2 = _uid(client, t, "op2")
+    assert (
+        client.patch(f"/api/sessions/{sid}", json={"ended": True}, headers=t["op"]).status_code
+        == 200
+    )
+    r = client.patch(
+        f"/api/sessions/{sid}",
+        json={"ended": False, "label": "south pier", "operator_id": op2},
+        headers=t["adm"],
+    )
+    assert r.status_code == 200, r.json
+    assert (r.json["open"], r.json["label"], r.json["operator_id"]) == (True, "south pier", op2)
+    assert client.get(f"/api/sessions/{sid}", headers=t["op"]).status_code == 404  # not theirs
+    r = client.patch(f"/api/sessions/{sid}", json={"operator_id": 424242}, headers=t["adm"])
+    assert r.status_code == 400 and "operator_id" in r.json["message"]
+    r = client.patch(f"/api/sessions/{sid}", json={"colour": "red"}, headers=t["adm"])
+    assert r.status_code == 400 and "colour" in r.json["message"]
+
+
+def test_another_operators_session_and_a_missing_one_answer_alike(api) -> None:  # noqa: ANN001
+    client, t = api
+    sid = _session(client, t, "op")
+    missing = sid + 1000
+    for method, suffix, body in [
+        ("GET", "", None),
+        ("PATCH", "", {"ended": True}),
+        ("GET", "/captures", None),
+    ]:
+        theirs = client.open(
+            f"/api/sessions/{sid}{suffix}", method=method, json=body, headers=t["op2"]
+        )
+        absent = client.open(
+            f"/api/sessions/{missing}{suffix}", method=method, json=body, headers=t["op2"]
+        )
+        assert theirs.status_code == absent.status_code == 404
+        assert theirs.json["message"].replace(str(sid), "N") == absent.json["message"].replace(
+            str(missing), "N"
+        )

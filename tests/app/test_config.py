@@ -51,3 +51,22 @@ def test_create_app_with_a_test_config(tmp_path: Path) -> None:
     assert app.testing
     assert (tmp_path / "d").is_dir()
     assert app.test_client().get("/healthz").json == {"status": "ok"}
+
+
+def test_the_security_settings_have_their_documented_defaults_and_can_be_set(
+    tmp_path: Path,
+) -> None:
+    cfg = config.load(tmp_path, environ={})
+    assert (cfg["SESSION_HOURS"], cfg["LOGIN_MAX_FAILURES"]) == (12, 10)
+    assert (cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"], cfg["LOGIN_THROTTLE_SECONDS"]) == (50, 900)
+    cfg = config.load(
+        tmp_path, environ={"TUSCAM_SESSION_HOURS": "8", "TUSCAM_LOGIN_MAX_FAILURES": "5"}
+    )
+    assert (cfg["SESSION_HOURS"], cfg["LOGIN_MAX_FAILURES"]) == (8, 5)
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    keys = [*config._INT_KEYS, *config._STR_KEYS, *config._BOOL_KEYS]
+    missing = [k for k in keys if f"| `TUSCAM_{k}` |" not in readme]
+    assert missing == []

@@ -77,7 +77,7 @@ def _create(client: FlaskClient, token: str, metadata: str, **headers: str):  # 
         ("op", "open", {}, 201, None),
         ("op", "assigned", {}, 201, None),
         ("admin", "assigned", {}, 201, None),
-        ("op2", "assigned", {}, 403, "assigned to another operator"),
+        ("op2", "assigned", {}, 404, "does not exist"),  # not told apart from a missing one
         ("rev", "open", {}, 403, "needs the operator role"),
         ("op", "missing", {}, 404, "does not exist"),
         ("op", "closed", {}, 409, "is closed"),

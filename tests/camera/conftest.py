@@ -8,17 +8,19 @@ fixture, e.g. with the root `database_url`) runs these tests on PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.camera.capture_service import CameraCaptureService, CaptureResult
+from services.camera.capture_service import CameraCaptureService, CaptureResult, FinishedUpload
 from services.camera.capture_store import CaptureStore
 from services.models import Assessment, Base, CaptureSession, Role, User, utcnow
 
@@ -118,6 +120,7 @@ def upload_file(tmp_path: Path) -> Callable[[bytes], Path]:
 
 
 SaveFn = Callable[..., CaptureResult]
+UPLOAD_FIELDS = frozenset(f.name for f in dataclasses.fields(FinishedUpload))
 
 
 @pytest.fixture
@@ -126,16 +129,17 @@ def save(
 ) -> SaveFn:
     """save(data, **overrides): one finished upload through the service, into the open session."""
 
-    def run(data: bytes, **kw: object) -> CaptureResult:
-        args: dict[str, object] = {
+    def run(data: bytes, **kw: Any) -> CaptureResult:
+        facts: dict[str, Any] = {
             "upload_id": secrets.token_hex(16),
             "filename": "photo.jpg",
             "filetype": "image/jpeg",
             "uploaded_by_id": world.operator.id,
         }
-        args.update(kw)
-        session_id = args.pop("session_id", world.open_session.id)
-        source = args.pop("file_data", None) or upload_file(data)
-        return service.save_capture(session_id, source, **args)  # type: ignore[arg-type]
+        for name in UPLOAD_FIELDS & kw.keys():
+            facts[name] = kw.pop(name)
+        session_id = kw.pop("session_id", world.open_session.id)
+        source = kw.pop("file_data", None) or upload_file(data)
+        return service.save_capture(session_id, source, **kw, upload=FinishedUpload(**facts))
 
     return run

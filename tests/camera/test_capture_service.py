@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.camera import imaging
 from services.camera.capture_service import (
     CameraCaptureService,
+    FinishedUpload,
     delete_capture_files,
 )
 from services.camera.capture_store import CaptureStore
@@ -168,8 +169,7 @@ def test_with_a_session_cache_each_session_is_looked_up_once(
             result = service.save_capture(
                 world.open_session.id,
                 upload_file(images.jpeg(color=color)),
-                upload_id=f"{n}" * 32,
-                filename="x.jpg",
+                upload=FinishedUpload(upload_id=f"{n}" * 32, filename="x.jpg"),
             )
             assert result.status == "accepted"
     finally:
@@ -282,10 +282,10 @@ def test_a_copy_of_a_rejected_upload_is_not_a_duplicate(save: SaveFn) -> None:
         b"%PDF-1.7\n" + os.urandom(200),
         b"GIF89a" + os.urandom(200),
         b"\xef\xbb\xbf<?xml version='1.0'?><svg xmlns='http://www.w3.org/2000/svg'/>",
-        b"\x00\x00\x00\x18ftypheic" + os.urandom(200),
+        b"\x00\x00\x00\x18ftypavif\x00\x00\x00\x00mif1avif" + os.urandom(200),
         os.urandom(3000).replace(b"\xff", b"\x00"),
     ],
-    ids=["empty", "pdf", "gif", "svg", "heic", "random"],
+    ids=["empty", "pdf", "gif", "svg", "avif", "random"],
 )
 def test_a_file_that_is_no_photo_by_its_magic_bytes_is_rejected_as_pillow_would(
     save: SaveFn, db: Session, store: CaptureStore, upload_file, monkeypatch, data: bytes
@@ -365,7 +365,7 @@ def test_two_processes_finishing_the_same_upload_record_it_once(
         def classify_racing(*args: object) -> None:
             # A finishes in between B's start and B's insert.
             winner = CameraCaptureService(db_a, store).save_capture(
-                world.open_session.id, path, upload_id="e" * 32, filename="a.jpg"
+                world.open_session.id, path, upload=FinishedUpload("e" * 32, "a.jpg")
             )
             assert winner.status == "accepted"
             real_classify(*args)  # type: ignore[arg-type]
@@ -376,7 +376,7 @@ def test_two_processes_finishing_the_same_upload_record_it_once(
             service_b, "_by_upload_id", lambda uid: lookups.append(uid) or real_lookup(uid)
         )
         result = service_b.save_capture(
-            world.open_session.id, path, upload_id="e" * 32, filename="b.jpg"
+            world.open_session.id, path, upload=FinishedUpload("e" * 32, "b.jpg")
         )
         assert lookups == ["e" * 32]  # B hit the unique constraint and read A's result
         rows = db_b.scalars(select(Capture)).all()
@@ -428,9 +428,10 @@ def test_reprocess_accepts_a_capture_rejected_under_a_stricter_limit(
 ) -> None:
     strict = CameraCaptureService(db, store, max_pixels=1000)
     result = strict.save_capture(
-        world.open_session.id, upload_file(images.jpeg(64, 48)), upload_id="f" * 32,
-        filename="a.jpg",
-    )  # fmt: skip
+        world.open_session.id,
+        upload_file(images.jpeg(64, 48)),
+        upload=FinishedUpload("f" * 32, "a.jpg"),
+    )
     assert result.status == "rejected" and "3072 pixels" in result.reason
     again = CameraCaptureService(db, store).reprocess(result.capture_id)
     assert (again.status, again.reason) == ("accepted", None)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from services.camera.capture_store import CaptureStore
+from tests.support import images
 
+from .conftest import SaveFn
 from .helpers import stored_files
 
 
@@ -94,3 +98,41 @@ def test_a_staged_upload_is_published_with_only_its_folder_fsynced(
     # A file written by the caller is fsynced before it is published (in a new folder here).
     assert seen[1:] == [store.root / "thumbnails", temp, store.path(thumbnail).parent]
     assert store.path(name).read_bytes() == data
+
+
+@pytest.fixture(params=[0o000, 0o022, 0o277], ids=["umask-000", "umask-022", "umask-277"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {
+        p.relative_to(root.parent).as_posix(): stat.S_IMODE(p.stat().st_mode)
+        for p in [root, *root.rglob("*")]
+    }
+
+
+@pytest.mark.parametrize("source", ["linked", "copied"])
+def test_originals_and_thumbnails_are_for_the_service_user_only(
+    umask: int, tmp_path: Path, source: str, save: SaveFn, store: CaptureStore
+) -> None:
+    """Files 0600 and folders 0700 whatever the umask: a capture (GPS in its EXIF) is nobody
+    else's to read on a shared machine."""
+    data = images.jpeg_exif_oriented(240, 120)
+    if source == "linked":  # a tus upload, left with the umask's mode and hard-linked
+        upload = tmp_path / "upload"
+        upload.write_bytes(data)
+        result = save(data, file_data=upload)
+    else:  # a stream, copied
+        result = save(data, file_data=io.BytesIO(data))
+    assert result.status == "accepted"
+    modes = _modes(store.root)
+    assert any(name.startswith("captures/thumbnails/") for name in modes)
+    assert any(name.startswith("captures/originals/") for name in modes)
+    for name, mode in modes.items():
+        expected = 0o700 if (store.root.parent / name).is_dir() else 0o600
+        assert mode == expected, f"{name} is {mode:o} under umask {umask:03o}"

@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from services.camera.metadata import (
     CaptureRequest,
     MetadataError,
-    authorize_capture,
     check_capture,
     load_upload_check,
+    may_upload,
     parse_capture_metadata,
 )
+from services.models import CaptureSession
 
 from .conftest import World
 
@@ -146,36 +147,62 @@ def test_any_metadata_either_parses_or_raises_metadata_error(metadata: dict) -> 
     assert req.filename == metadata["filename"]
 
 
-# -- authorize_capture ------------------------------------------------------------------------
+# -- check_capture and may_upload: who may upload to which session ----------------------------
 
 
 def _req(session_id: int, assessment_id: int | None = None) -> CaptureRequest:
     return CaptureRequest(session_id, assessment_id, "a.jpg", "image/jpeg")
 
 
+def authorize_capture(db, user, req: CaptureRequest) -> CaptureSession:  # noqa: ANN001
+    session = db.get(CaptureSession, req.session_id)
+    check_capture(user, session, req)
+    assert session is not None
+    return session
+
+
 @pytest.mark.parametrize(
-    ("who", "session", "allowed"),
+    ("who", "session", "refusal"),
     [
-        ("admin", "open_session", True),
-        ("admin", "assigned_session", True),
-        ("operator", "open_session", True),
-        ("operator", "assigned_session", True),
-        ("other_operator", "open_session", True),
-        ("other_operator", "assigned_session", False),
-        ("reviewer", "open_session", False),
-        ("reviewer", "assigned_session", False),
+        ("admin", "open_session", None),
+        ("admin", "assigned_session", None),
+        ("operator", "open_session", None),
+        ("operator", "assigned_session", None),
+        ("other_operator", "open_session", None),
+        ("other_operator", "assigned_session", 404),  # answered as if it did not exist
+        ("reviewer", "open_session", 403),
+        ("reviewer", "assigned_session", 403),
     ],
 )
 def test_who_may_upload_to_which_session(
-    db, world: World, who: str, session: str, allowed: bool
+    db, world: World, who: str, session: str, refusal: int | None
 ) -> None:
     user, target = getattr(world, who), getattr(world, session)
-    if allowed:
+    assert may_upload(user, target) is (refusal is None)
+    if refusal is None:
         assert authorize_capture(db, user, _req(target.id)) is target
     else:
         with pytest.raises(MetadataError) as caught:
             authorize_capture(db, user, _req(target.id))
-        assert caught.value.status == 403
+        assert caught.value.status == refusal
+
+
+def test_another_operators_session_is_refused_exactly_like_a_missing_one(db, world: World) -> None:
+    target = world.assigned_session
+    answers = []
+    for session in (target, None):
+        with pytest.raises(MetadataError) as caught:
+            check_capture(world.other_operator, session, _req(target.id))
+        answers.append((caught.value.status, caught.value.field, str(caught.value)))
+    assert answers[0] == answers[1] == (404, "session_id", f"session {target.id} does not exist")
+
+
+@pytest.mark.parametrize("who", ["admin", "operator", "other_operator", "reviewer"])
+def test_whether_a_user_may_upload_at_all(world: World, who: str) -> None:
+    user = getattr(world, who)
+    assert may_upload(user) is (who != "reviewer")
+    user.active = False
+    assert may_upload(user) is False
 
 
 def test_a_missing_session_is_404(db, world: World) -> None:

@@ -113,3 +113,24 @@ def test_an_unreachable_store_is_an_error_that_says_so(tmp_path: Path) -> None:
     store = S3CaptureStore(tmp_path / "staging", nowhere.client(), "missing-bucket")
     with pytest.raises(CaptureStoreUnavailable, match="missing-bucket"):
         store.exists("originals/ab/x.jpg")
+
+
+def test_a_file_downloaded_from_the_same_bucket_is_published_by_a_copy_inside_s3(
+    seaweedfs: SeaweedFS, s3_bucket: str, tmp_path: Path
+) -> None:
+    client = seaweedfs.client()
+    client.put_object(Bucket=s3_bucket, Key="up/one", Body=b"the upload's bytes")
+    download = tmp_path / "staging" / "tmp" / "tus-x.data"
+    download.parent.mkdir(parents=True)
+    download.write_bytes(b"the upload's bytes")
+    origins = {str(download): (s3_bucket, "up/one")}
+    store = S3CaptureStore(
+        tmp_path / "staging", client, s3_bucket, f"cap-{secrets.token_hex(4)}", origins=origins
+    )
+    staged = store.stage(download, durable=True)
+    client.put_object(Bucket=s3_bucket, Key="up/one", Body=b"changed in S3 only")
+    assert store.publish(staged.path, "originals/ab/y.jpg") is True
+    assert object_bytes(store, "originals/ab/y.jpg") == b"changed in S3 only"  # copied in S3
+    again = store.stage(download, durable=True)
+    assert store.publish(again.path, "originals/ab/y.jpg") is False  # already there
+    assert not staged.path.exists() and not again.path.exists()

@@ -37,7 +37,9 @@ try {
   ])
 
   const gallery = `${base}/review/sessions/${sessionId}`
-  await page.goto(gallery)
+  const galleryResponse = await page.goto(gallery)
+  // The pages run under their Content-Security-Policy: a violation is a console error.
+  result.csp = galleryResponse.headers()['content-security-policy'] ?? null
   await page.waitForSelector('#gallery .capture-card')
   // Thumbnails are lazy: scroll through so every one loads, then wait for them.
   await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight))

@@ -180,6 +180,8 @@ def test_uploaded_captures_appear_live_and_a_reviewer_approves_one_with_a_note(
     approved = api.get(f"/api/captures/{live['id']}").json()
     assert approved["review_status"] == "approved"
     assert approved["reviewer_note"] == note
+    # No console errors: a Content-Security-Policy violation would be one.
+    assert "script-src 'self'" in result["csp"] and "default-src 'self'" in result["csp"]
     assert not [line for line in result["console"] if line.startswith(("error", "pageerror"))]
     for name in ["gallery.png", "capture.png", "after-approve.png"]:
         assert (ARTIFACTS / name).stat().st_size > 10_000, name
