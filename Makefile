@@ -18,14 +18,16 @@ cluster: venv frontend system-deps  ## three nodes, PostgreSQL, SeaweedFS, nginx
 test: setup system-deps  ## set up, then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint:  venv  ## ruff, mypy (strict on app/tus), and the JavaScript linter
+lint:  venv node_modules/.installed  ## ruff, mypy (strict on app/tus and services), Biome
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	npm run lint
 
-format: venv
+format: venv node_modules/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	npm run format
 
 bench: setup  ## benchmarks with their baselines (see bench/README.md)
 	$(BIN)/python -m bench

@@ -1,9 +1,11 @@
 """gunicorn settings for tuscam: gthread workers (blocking I/O per thread suits chunked uploads).
 
-WORKERS, THREADS, HOST, PORT and TIMEOUT come from the environment.
+WORKERS, THREADS, HOST, PORT, TIMEOUT and TUSCAM_LOG_FORMAT come from the environment.
 """
 
 import os
+
+from tuscam_gunicorn import jsonlog, prometheus
 
 worker_class = "gthread"
 workers = int(os.environ.get("WORKERS", "6"))
@@ -16,8 +18,16 @@ graceful_timeout = 30
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
-# Same access lines as gunicorn's default format, without its per-request atoms dict.
-logger_class = "app.accesslog.AccessLogger"
+# text: gunicorn's default access lines, without its per-request atoms dict; json: one JSON
+# object per line for everything the server writes (README "Operations").
+LOG_FORMAT = os.environ.get("TUSCAM_LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f"TUSCAM_LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
+logger_class = (
+    "tuscam_gunicorn.jsonlog.JsonLogger"
+    if LOG_FORMAT == "json"
+    else "tuscam_gunicorn.accesslog.AccessLogger"
+)
 loglevel = os.environ.get("LOG_LEVEL", "info")
 # Header limits stay at gunicorn's defaults (8190 bytes per field); tus metadata is capped below.
 wsgi_app = "app.wsgi:app"
@@ -25,3 +35,21 @@ wsgi_app = "app.wsgi:app"
 
 def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
     worker.log.info("tuscam worker %s ready", worker.pid)
+
+
+def on_starting(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    # Before any worker imports prometheus_client (tuscam_gunicorn/prometheus.py). With
+    # preload_app the app would load in the master before this hook: keep it off.
+    prometheus.prepare()
+
+
+def post_fork(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    jsonlog.route_app_logs(server.log)
+
+
+def child_exit(server, worker):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    prometheus.worker_exited(worker.pid)
+
+
+def on_exit(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    prometheus.cleanup()

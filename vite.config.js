@@ -16,7 +16,13 @@ export default defineConfig({
     // Phones from the last few years; Uppy 6 ships modern syntax anyway.
     target: 'es2022',
     rolldownOptions: {
-      input: { camera: here('./frontend/camera.js') },
+      input: {
+        camera: here('./frontend/camera.js'),
+        logout: here('./frontend/logout.js'),
+        review: here('./frontend/review.js'),
+        // The service worker: served at /camera-sw.js by app/camera.py (scope /).
+        sw: here('./frontend/sw.js'),
+      },
     },
   },
 })

@@ -44,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         cli,
         db,
         errors,
+        ops,
         pages,
         review,
         security,
@@ -58,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     uploads.init_app(app)
+    ops.init_app(app)  # metrics, readiness; meters the tus adapter (so after uploads)
     app.register_blueprint(capture_files.files_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(camera.bp)

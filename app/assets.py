@@ -1,6 +1,7 @@
 """Vite's build manifest -> the hashed URLs of an entry's JavaScript and CSS, for templates.
 
-Templates call `vite_assets("frontend/camera.js")`; the manifest is
+Templates call `vite_assets("frontend/camera.js")` (the page needs it) or
+`vite_script("frontend/review.js")` (an enhancement: None when not built); the manifest is
 app/static/dist/.vite/manifest.json, written by `npm run build` (vite.config.js).
 """
 
@@ -81,4 +82,13 @@ def init_assets(app: Flask) -> None:
             cache["manifest"] = load_manifest(Path(app.config.get("VITE_MANIFEST", MANIFEST)))
         return entry_assets(cache["manifest"], entry)
 
+    def vite_script(entry: str) -> str | None:
+        # Pages that work without their script (keyboard shortcuts, the logout check) still
+        # render when the frontend is not built; the API and the tus server never need it.
+        try:
+            return vite_assets(entry).js
+        except AssetsNotBuilt:
+            return None
+
     app.jinja_env.globals["vite_assets"] = vite_assets
+    app.jinja_env.globals["vite_script"] = vite_script

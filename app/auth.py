@@ -40,6 +40,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.db import db_engine, get_db
 from app.errors import ApiError, wants_json
+from app.ops import events
 from app.throttle import LoginLimits, record_failure, reset_username, retry_after
 from services.models import ApiToken, Role, User, utcnow
 
@@ -349,7 +350,10 @@ def login() -> Any:
             return response
         user = check_credentials(db, username, form.password.data or "")
         if user is None:
-            log.warning("failed login for username %r from %s", username, address)
+            # The name as typed (capped), never the password.
+            events.emit(
+                "login-failed", logging.WARNING, username=username[:80], remote=address, status=401
+            )
             record_failure(db, limits, username, address, now)
             flash(LOGIN_FAILED, "error")
             return render_template("login.html", form=form), 401

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.auth import current_principal, principal_from_bearer
 from app.db import session_factory
 from app.lockers import postgres_locker
+from app.ops.instrument import MeteredLocker, observed_hooks, remember_user
 from app.storage_setup import StorageParts, build_storage
 from app.tus.config import TusConfig
 from app.tus.errors import TusError
@@ -189,7 +190,8 @@ def make_handler(app: Flask) -> TusHandler:
         app.config["MAX_IMAGE_PIXELS"],
         app.config["MAX_IMAGE_BYTES"],
     )
-    return TusHandler(store, locker, hooks.hooks(), tus_config(app))
+    # Metrics and named events wrap the locker and the hooks (app/ops/instrument.py).
+    return TusHandler(store, MeteredLocker(locker), observed_hooks(hooks.hooks()), tus_config(app))
 
 
 def storage(app: Flask) -> StorageParts:
@@ -212,7 +214,7 @@ def init_app(app: Flask) -> None:
     # WSGI in front of Flask (app/tus/wsgi.py says why); everything but /files goes on to Flask.
     app.wsgi_app = TusWsgiApp(  # type: ignore[method-assign]
         handler,
-        UploadAuth(app),
+        remember_user(UploadAuth(app)),
         app.wsgi_app,
         prefix="/files",
         cors_origins=origins,

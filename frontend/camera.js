@@ -1,10 +1,10 @@
-// The camera page: Uppy Dashboard (inline) + Webcam (photos) + tus uploads to /files/, with
-// GoldenRetriever so photos not yet sent survive a reload. Each photo uploads as soon as it is
-// confirmed (autoProceed). The server's verdict on a finished upload comes back in the
-// Tuscam-Capture-* headers of the response that completed it.
+// The camera page: Uppy Dashboard (inline) + Webcam (photos) + tus uploads to /files/. Every photo
+// is written to this user's IndexedDB store (store.js) before its upload starts and removed when
+// the server has given its final word, so it survives a reload, a closed tab, a browser restart
+// and an offline start (the service worker, offline.js + sw.js, serves the page without a server).
+// The server's verdict comes back in the Tuscam-Capture-* headers of the completing response.
 import Uppy from '@uppy/core'
 import Dashboard from '@uppy/dashboard'
-import GoldenRetriever from '@uppy/golden-retriever'
 import Tus from '@uppy/tus'
 import Webcam from '@uppy/webcam'
 
@@ -14,8 +14,11 @@ import '@uppy/webcam/css/style.min.css'
 import './camera.css'
 
 import { watchNetwork } from './network.js'
+import { prepareOffline } from './offline.js'
 import { SentList } from './sent.js'
-import { cameraSettingsSnapshot, facingModesOf, liveVideoTrack } from './settings.js'
+import { cameraSettingsSnapshot, liveVideoTrack, videoInputCount } from './settings.js'
+import { STALL_MS, WatchedHttpStack } from './stack.js'
+import { PhotoStore } from './store.js'
 
 const META_FIELDS = [
   'filename',
@@ -26,13 +29,20 @@ const META_FIELDS = [
   'capture_type',
   'camera_settings',
 ]
-// Long enough to ride out a phone switching networks or a tunnel; attempts that made progress
-// do not use these up (tus-js-client resets its counter), so they bound only dead time.
-const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000]
-const CHUNK_SIZE = 1024 * 1024 // small PATCHes: a cut costs at most 1 MiB on a phone link
+// tus-js-client's own retries for a short outage; after them the page retries every
+// RETRY_EVERY_MS for as long as it is open (and at once when the browser comes back online).
+const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000]
+const RETRY_EVERY_MS = 10000
+// 8 MiB: a phone photo (JPEG or HEIC, 1-6 MB) goes in one request, the POST that creates the
+// upload (creation-with-upload): every extra request costs a round trip, 300 ms on a 4G link, and
+// 1 MiB chunks made a 3 MB photo take 1.3x the link's limit. Small chunks are not needed to resume:
+// the server keeps the bytes of a cut request and the client asks for the offset with HEAD.
+// The bound stays because each chunk is read into memory (an ArrayBuffer, see stack.js).
+const CHUNK_SIZE = 8 * 1024 * 1024
 
 const root = document.getElementById('camera-app')
 const page = {
+  userId: root.dataset.userId,
   sessionId: root.dataset.sessionId,
   assessmentId: root.dataset.assessmentId,
   csrfToken: root.dataset.csrfToken,
@@ -50,9 +60,11 @@ const choices = { facingMode: 'environment', timerSeconds: 0, keepCameraOpen: tr
 let pendingSnapshot = null // {trigger, settings} of the photo being taken, read by file-added
 
 const uppy = new Uppy({
-  id: `tuscam-session-${page.sessionId}`, // also GoldenRetriever's store: one per session
+  id: `tuscam-u${page.userId}-s${page.sessionId}`,
   autoProceed: true,
-  restrictions: { allowedFileTypes: ['image/*', '.jpg', '.jpeg', '.png', '.webp', '.heic'] },
+  restrictions: {
+    allowedFileTypes: ['image/*', '.jpg', '.jpeg', '.png', '.webp', '.heic', '.heif'],
+  },
 })
 
 uppy.use(Dashboard, {
@@ -86,12 +98,17 @@ uppy.use(Webcam, {
 uppy.use(Tus, {
   endpoint: page.endpoint,
   chunkSize: CHUNK_SIZE,
+  uploadDataDuringCreation: true,
+  httpStack: new WatchedHttpStack({
+    stallMs: STALL_MS,
+    onStall: (req) => record({ type: 'stalled', method: req.getMethod(), url: req.getURL() }),
+  }),
   retryDelays: RETRY_DELAYS,
   limit: 2,
   removeFingerprintOnSuccess: true,
   allowedMetaFields: META_FIELDS,
   headers: { 'X-Requested-With': 'tuscam', 'X-CSRFToken': page.csrfToken },
-  onShouldRetry(error, attempt, options, next) {
+  onShouldRetry(error, _attempt, _options, next) {
     // A refused creation (4xx, e.g. 409 "session closed") gets the same answer next time; tus
     // retries 409 by default because on PATCH it means "offset mismatch: ask HEAD and resume".
     const status = error?.originalResponse?.getStatus?.()
@@ -100,7 +117,6 @@ uppy.use(Tus, {
     return next(error)
   },
 })
-uppy.use(GoldenRetriever)
 const webcam = uppy.getPlugin('Webcam')
 const dashboard = uppy.getPlugin('Dashboard')
 window.tuscamUppy = uppy
@@ -108,8 +124,93 @@ window.tuscamUppy = uppy
 const sent = new SentList(
   document.getElementById('captures-sent'),
   document.getElementById('captures-empty'),
-  `tuscam:sent:${page.sessionId}`,
+  `tuscam:sent:u${page.userId}:s${page.sessionId}`,
 )
+
+// ---- the photos kept on this device ---------------------------------------------------------
+const storeReady = PhotoStore.open(page.userId).catch((error) => {
+  uppy.info(
+    'This browser cannot keep photos (no IndexedDB): keep the page open until they are sent.',
+    'error',
+    10000,
+  )
+  record({ type: 'store-error', message: String(error) })
+  return null
+})
+const writes = new Map() // fileId -> promise of its record being written
+const storedUrls = new Map() // fileId -> upload URL saved with its record
+let restoring = null // the record being re-added: its meta is already set
+
+// A photo is in IndexedDB before its first byte goes out.
+uppy.addPreProcessor(async (fileIDs) => {
+  await Promise.all(fileIDs.map((id) => writes.get(id)))
+})
+
+async function keep(file) {
+  const store = await storeReady
+  if (!store) return
+  const current = uppy.getFile(file.id) ?? file
+  const meta = Object.fromEntries(META_FIELDS.map((k) => [k, current.meta[k]]))
+  try {
+    await store.put({
+      fileId: file.id,
+      sessionId: String(page.sessionId),
+      name: file.name,
+      type: file.type,
+      blob: file.data,
+      meta,
+      uploadUrl: null,
+      addedAt: Date.now(),
+    })
+    record({ type: 'stored', fileId: file.id })
+  } catch (error) {
+    uppy.info(`${file.name} could not be kept on this device: ${error}`, 'error', 10000)
+  }
+}
+
+async function forget(fileId) {
+  writes.delete(fileId)
+  storedUrls.delete(fileId)
+  const store = await storeReady
+  await store?.remove(fileId)
+  record({ type: 'forgotten', fileId })
+}
+
+// Photos of this user and session still on the device: back into Uppy, sent without asking.
+async function restore() {
+  const store = await storeReady
+  if (!store) return
+  for (const saved of await store.list(page.sessionId)) {
+    restoring = saved
+    let id
+    try {
+      id = uppy.addFile({
+        name: saved.name,
+        type: saved.type,
+        data: saved.blob,
+        meta: saved.meta,
+        source: 'Restored',
+      })
+    } catch (error) {
+      record({ type: 'restore-error', fileId: saved.fileId, message: String(error) })
+      continue
+    } finally {
+      restoring = null
+    }
+    if (id !== saved.fileId) {
+      await store.remove(saved.fileId)
+      await store.put({ ...saved, fileId: id })
+    }
+    if (saved.uploadUrl) {
+      // An upload begun earlier resumes from the server's offset (HEAD), never starts over.
+      uppy.setFileState(id, { tus: { uploadUrl: saved.uploadUrl } })
+      storedUrls.set(id, saved.uploadUrl)
+    }
+    sent.update(id, { name: saved.name, status: navigator.onLine ? 'queued' : 'waiting' })
+    record({ type: 'restored', fileId: id, ghost: false, uploadUrl: saved.uploadUrl ?? null })
+  }
+  record({ type: 'restore-done' })
+}
 
 function videoConstraints() {
   return {
@@ -122,6 +223,7 @@ function videoConstraints() {
 
 // ---- metadata of each capture -------------------------------------------------------------
 uppy.on('file-added', (file) => {
+  if (restoring) return // meta and queue row come from the saved record
   const fromCamera = file.source === 'Webcam'
   const snapshot = fromCamera ? pendingSnapshot : null
   pendingSnapshot = null
@@ -136,6 +238,7 @@ uppy.on('file-added', (file) => {
       snapshot?.settings ?? { source: fromCamera ? 'webcam' : 'file', operator: { ...choices } },
     ),
   })
+  writes.set(file.id, keep(file))
   sent.update(file.id, { name: file.name, status: navigator.onLine ? 'queued' : 'waiting' })
   record({ type: 'file-added', fileId: file.id, source: file.source ?? null })
   if (fromCamera && choices.keepCameraOpen) reopenCamera()
@@ -154,8 +257,14 @@ uppy.on('thumbnail:generated', (file, preview) => {
 uppy.on('upload-progress', (file, progress) => {
   if (!file || !progress.bytesTotal) return
   const percent = Math.floor((100 * progress.bytesUploaded) / progress.bytesTotal)
-  // Progress may go backwards after a resume; show what the client knows now.
-  sent.update(file.id, { status: 'sending', progress: percent })
+  // Progress may go backwards after a resume; show what the client knows now. A request that
+  // has not sent a byte (the server is unreachable) leaves the row "waiting".
+  if (progress.bytesUploaded > 0) sent.update(file.id, { status: 'sending', progress: percent })
+  const uploadUrl = uppy.getFile(file.id)?.tus?.uploadUrl
+  if (uploadUrl && storedUrls.get(file.id) !== uploadUrl) {
+    storedUrls.set(file.id, uploadUrl)
+    storeReady.then((store) => store?.update(file.id, { uploadUrl }))
+  }
 })
 
 uppy.on('upload-success', async (file, response) => {
@@ -167,7 +276,10 @@ uppy.on('upload-success', async (file, response) => {
     captureId: xhr?.getResponseHeader?.('Tuscam-Capture-Id') ?? null,
   }
   if (!verdict.status && uploadURL) verdict = await askServer(uploadURL)
+  network.reachable()
   showVerdict(file, verdict, uploadURL)
+  // The server has every byte: whatever its verdict, the copy on this device is done with.
+  await forget(file.id)
 })
 
 // The completing response was lost (or came from a HEAD without the headers): ask the API.
@@ -218,12 +330,25 @@ const refused = new Set() // 4xx: retrying would get the same answer
 uppy.on('upload-error', (file, error, response) => {
   if (!file) return
   const { status, message } = serverMessage(error, response)
-  const isRefusal = status != null && status >= 400 && status < 500
+  // 401: signed out (session expired): the photo waits on the device for the next sign-in.
+  const signedOut = status === 401
+  const isRefusal = status != null && status >= 400 && status < 500 && !signedOut && status !== 429
   const reason =
     message ??
-    (status ? `The server answered ${status}.` : 'The connection was lost; it will be retried.')
-  if (isRefusal) refused.add(file.id)
-  sent.update(file.id, { status: isRefusal ? 'refused' : navigator.onLine ? 'failed' : 'waiting', reason })
+    (status
+      ? `The server answered ${status}.`
+      : 'The server cannot be reached; the photo is saved on this device and will be sent.')
+  if (isRefusal) {
+    refused.add(file.id)
+    forget(file.id)
+  } else {
+    if (status == null && navigator.onLine) network.unreachable()
+    // Not a failure the operator must act on: the photo is safe and will be sent; the banner
+    // and its row say so. Drop Uppy's "Failed to upload" toast for it.
+    const toast = uppy.i18n('failedToUpload', { file: file.name })
+    uppy.setState({ info: uppy.getState().info.filter((i) => i.message !== toast) })
+  }
+  sent.update(file.id, { status: isRefusal ? 'refused' : 'waiting', reason })
   uppy.setFileState(file.id, { error: reason })
   record({
     type: 'upload-error',
@@ -248,10 +373,11 @@ function retryNetworkFailures() {
   }
 }
 
-watchNetwork(document.getElementById('net-status'), {
+setInterval(retryNetworkFailures, RETRY_EVERY_MS)
+
+const network = watchNetwork(document.getElementById('net-status'), {
   onOnline() {
     record({ type: 'online' })
-    if (uppy.getState().recoveredState) uppy.emit('restore-confirmed')
     retryNetworkFailures()
   },
   onOffline() {
@@ -262,15 +388,20 @@ watchNetwork(document.getElementById('net-status'), {
   },
 })
 
-// ---- photos restored after a reload: send them without a second confirmation ---------------
-uppy.on('restored', () => {
-  for (const file of uppy.getFiles()) {
-    if (file.progress.uploadComplete) continue
-    sent.update(file.id, { name: file.name, status: navigator.onLine ? 'queued' : 'waiting' })
-    record({ type: 'restored', fileId: file.id, ghost: Boolean(file.isGhost) })
-  }
-  if (navigator.onLine && uppy.getState().recoveredState) uppy.emit('restore-confirmed')
-})
+// ---- the title: "(3) Camera · …" while 3 photos wait, no count when none do ----------------
+const baseTitle = document.title
+let shownWaiting = -1
+function updateTitle() {
+  const waiting = uppy
+    .getFiles()
+    .filter((f) => !f.progress.uploadComplete && !refused.has(f.id)).length
+  if (waiting === shownWaiting) return
+  shownWaiting = waiting
+  document.title = waiting ? `(${waiting}) ${baseTitle}` : baseTitle
+  root.dataset.waiting = String(waiting)
+}
+uppy.on('state-update', updateTitle)
+updateTitle()
 
 // ---- operator controls --------------------------------------------------------------------
 const openButton = document.getElementById('open-camera')
@@ -289,13 +420,27 @@ for (const input of facingField.querySelectorAll('input[name="facing"]')) {
   })
 }
 
-// Offer front/back only when the running camera reports facing modes (phones, tablets).
+// Offer front/back only when the device has more than one camera (phones, tablets).
 let cameraWasReady = false
 uppy.on('state-update', () => {
   const ready = Boolean(webcam.getPluginState().cameraReady)
   if (ready === cameraWasReady) return
   cameraWasReady = ready
-  if (ready) facingField.hidden = facingModesOf(liveVideoTrack(root, webcam)).length === 0
+  if (ready) {
+    videoInputCount().then((count) => {
+      facingField.hidden = count < 2
+    })
+  }
+})
+
+// On a phone the open camera takes the whole screen, so the shutter is always in reach.
+let cameraShown = false
+uppy.on('state-update', () => {
+  const shown = dashboard.getPluginState().activePickerPanel?.id === 'Webcam'
+  if (shown === cameraShown) return
+  cameraShown = shown
+  root.classList.toggle('camera-open', shown)
+  document.documentElement.classList.toggle('camera-open', shown)
 })
 
 const keepOpen = document.getElementById('keep-open')
@@ -338,5 +483,49 @@ const observer = new MutationObserver(() => {
 })
 observer.observe(root, { childList: true, subtree: true })
 
-record({ type: 'ready' })
-root.dataset.ready = 'true'
+// One tab per user and session restores the saved photos (a Web Lock held while the page
+// lives): two tabs restoring the same photos would send each twice.
+function restoreInOneTab() {
+  if (!navigator.locks) return restore()
+  return new Promise((resolve, reject) => {
+    navigator.locks
+      .request(
+        `tuscam-camera-u${page.userId}-s${page.sessionId}`,
+        { ifAvailable: true },
+        (lock) => {
+          if (!lock) {
+            record({ type: 'restore-skipped' })
+            uppy.info(
+              'This session is open in another tab: photos saved earlier are sent there.',
+              'info',
+              8000,
+            )
+            record({ type: 'restore-done' })
+            resolve()
+            return null
+          }
+          restore().then(resolve, reject)
+          return new Promise(() => {}) // held until the page goes away
+        },
+      )
+      .catch(reject)
+  })
+}
+
+restoreInOneTab()
+  .catch((error) => record({ type: 'restore-error', message: String(error) }))
+  .finally(() => {
+    record({ type: 'ready' })
+    root.dataset.ready = 'true'
+  })
+
+prepareOffline()
+  .then((ok) => {
+    root.dataset.offlineReady = String(ok)
+    record({ type: 'offline-ready', ok })
+  })
+  .catch((error) => {
+    // Offline start is a convenience on top of the store; the page works without it.
+    root.dataset.offlineReady = 'false'
+    record({ type: 'offline-ready', ok: false, message: String(error) })
+  })

@@ -1,5 +1,11 @@
-// The offline banner: navigator.onLine plus the online/offline events. Uploads wait while offline;
-// the caller resumes them when the network returns.
+// The offline banner: navigator.onLine plus the online/offline events, and a server that cannot be
+// reached although the device is online. Photos wait on the device meanwhile; the caller resumes
+// them when the network returns.
+
+const OFFLINE_TEXT =
+  'You are offline. Photos are saved on this device and will be sent when you are back online.'
+const UNREACHABLE_TEXT =
+  'The server cannot be reached. Photos are saved on this device and will be sent when it is back.'
 
 export function watchNetwork(banner, { onOnline, onOffline }) {
   let hideTimer = null
@@ -11,23 +17,36 @@ export function watchNetwork(banner, { onOnline, onOffline }) {
     banner.hidden = false
   }
 
+  function hideSoon() {
+    hideTimer = setTimeout(() => {
+      banner.hidden = true
+    }, 4000)
+  }
+
   function offline() {
-    show(
-      'You are offline. Photos stay on this device and are sent when the network returns.',
-      'offline',
-    )
+    show(OFFLINE_TEXT, 'offline')
     onOffline?.()
   }
 
   function online() {
     show('Back online: sending the photos that were waiting.', 'online')
-    hideTimer = setTimeout(() => {
-      banner.hidden = true
-    }, 4000)
+    hideSoon()
     onOnline?.()
   }
 
   window.addEventListener('offline', offline)
   window.addEventListener('online', online)
   if (!navigator.onLine) offline()
+
+  return {
+    unreachable() {
+      if (navigator.onLine) show(UNREACHABLE_TEXT, 'offline')
+    },
+    reachable() {
+      if (banner.dataset.state === 'offline' && navigator.onLine && !banner.hidden) {
+        show('The server is back: sending the photos that were waiting.', 'online')
+        hideSoon()
+      }
+    },
+  }
 }

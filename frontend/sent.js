@@ -1,11 +1,11 @@
 // "Captures sent": one row per photo with what happened to it (sending, waiting for the
 // network, accepted, rejected with the server's reason, refused before upload). Rows survive a
-// reload of the page (sessionStorage), like the unsent photos themselves (GoldenRetriever).
+// reload of the page (sessionStorage); the unsent photos themselves are in IndexedDB (store.js).
 
 const LABELS = {
-  queued: 'Waiting to send',
+  queued: 'Saved on this device, waiting to send',
   sending: 'Sending',
-  waiting: 'Waiting for the network',
+  waiting: 'Saved on this device, will send when back online',
   accepted: 'Accepted',
   duplicate: 'Already received (duplicate)',
   rejected: 'Rejected',

@@ -31,8 +31,12 @@ export function cameraSettingsSnapshot(track, choices) {
   return snapshot
 }
 
-// Front/back choice is worth offering only if the device reports facing modes (phones, tablets).
-export function facingModesOf(track) {
-  if (!navigator.mediaDevices?.getSupportedConstraints?.().facingMode) return []
-  return track?.getCapabilities?.().facingMode ?? []
+// Front/back choice is worth offering only on a device with more than one camera.
+export async function videoInputCount() {
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices()
+    return devices.filter((d) => d.kind === 'videoinput').length
+  } catch {
+    return 0
+  }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages when it is missing:
-# Chromium (browser tests), PostgreSQL (database tests) and nginx (cluster tests, make cluster).
-# Needs root or sudo.
+# Chromium (browser tests), PostgreSQL (database tests), Prometheus with promtool (operations
+# tests) and nginx (cluster tests, make cluster). Needs root or sudo.
 set -euo pipefail
 
 missing=()
@@ -9,6 +9,7 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -26,7 +27,10 @@ $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 if [[ " ${missing[*]} " == *" postgresql "* ]]; then
   $SUDO service postgresql stop >/dev/null 2>&1 || true
 fi
-# Likewise nginx's own server on port 80: the tests and make cluster start theirs.
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+  $SUDO service prometheus stop >/dev/null 2>&1 || true
+fi
+# nginx's own server on port 80 likewise: the cluster tests and make cluster start theirs.
 if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
   $SUDO service nginx stop >/dev/null 2>&1 || true
 fi

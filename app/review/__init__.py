@@ -1,8 +1,9 @@
 """Reviewer pages: assessments with counts, a session's capture gallery, one capture with its
 camera settings, EXIF and upload facts, and the approve / reject form.
 
-Server-rendered with Jinja; static/review.js adds keyboard shortcuts and polls for captures that
-arrive during a live session. Every page issues a bounded number of queries whatever its size.
+Server-rendered with Jinja; frontend/review.js (a Vite entry) adds keyboard shortcuts and polls
+for captures that arrive during a live session. Every page issues a bounded number of queries
+whatever its size.
 This module holds the blueprint and what all its views share; the routes are in views_*.py.
 """
 

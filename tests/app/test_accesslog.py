@@ -1,5 +1,5 @@
-"""app.accesslog.AccessLogger writes the very line gunicorn's Logger.access writes for the
-default access_log_format, and defers to gunicorn for anything else.
+"""tuscam_gunicorn.accesslog.AccessLogger writes the very line gunicorn's Logger.access writes
+for the default access_log_format, and defers to gunicorn for anything else.
 
 Requests go through gunicorn's own parser, wsgi.create() and Response, so both loggers read the
 same real resp/req/environ objects gunicorn's workers hand them.
@@ -29,7 +29,7 @@ from gunicorn.http.unreader import IterUnreader
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
-from app.accesslog import DEFAULT_FORMAT, AccessLogger
+from tuscam_gunicorn.accesslog import DEFAULT_FORMAT, AccessLogger
 
 ELAPSED = timedelta(seconds=1, microseconds=2345)
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36"
@@ -379,7 +379,7 @@ def test_no_access_log_configured_logs_nothing() -> None:
 
 def test_gunicorn_conf_selects_this_logger() -> None:
     conf = runpy.run_path(str(Path(__file__).parents[2] / "gunicorn.conf.py"))
-    assert conf["logger_class"] == "app.accesslog.AccessLogger"
+    assert conf["logger_class"] == "tuscam_gunicorn.accesslog.AccessLogger"
     cfg = Config()
     cfg.set("logger_class", conf["logger_class"])
     assert cfg.logger_class is AccessLogger

@@ -50,7 +50,7 @@ def test_a_postgres_locker_on_sqlite_fails_at_start_saying_what_to_set(tmp_path:
 
 def test_the_app_uses_the_file_locker_by_default(tmp_path: Path) -> None:
     app = make_test_app(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    assert isinstance(app.extensions["tuscam.tus"].locker, FileLocker)
+    assert isinstance(app.extensions["tuscam.tus"].locker.inner, FileLocker)
     app.extensions["tuscam.engine"].dispose()
 
 
@@ -60,7 +60,7 @@ def test_the_app_on_postgresql_can_lock_in_postgresql(
 ) -> None:
     url = postgres.create_database("t_" + secrets.token_hex(6))
     app = make_test_app(tmp_path, url, LOCKER="postgres")
-    locker = app.extensions["tuscam.tus"].locker
+    locker = app.extensions["tuscam.tus"].locker.inner
     try:
         assert isinstance(locker, PgLocker)
         with locker.lock("e" * 32, 1):

@@ -15,17 +15,69 @@ export async function launch({ chromiumPath, clip }) {
   return chromium.launch({ executablePath: chromiumPath, headless: true, args })
 }
 
-export async function newPage(browser, { phone = false } = {}) {
-  const context = await browser.newContext(
-    phone
-      ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
-      : { viewport: { width: 1280, height: 900 } },
-  )
+export function contextOptions(phone) {
+  if (phone === 'landscape') {
+    return {
+      viewport: { width: 844, height: 390 },
+      deviceScaleFactor: 3,
+      isMobile: true,
+      hasTouch: true,
+    }
+  }
+  return phone
+    ? {
+        viewport: { width: 390, height: 844 },
+        deviceScaleFactor: 3,
+        isMobile: true,
+        hasTouch: true,
+      }
+    : { viewport: { width: 1280, height: 900 } }
+}
+
+// Every body the page hands to XMLHttpRequest.send for /files/ (Safari 26 freezes Blob bodies).
+const RECORD_XHR_BODIES = () => {
+  window.tuscamXhrBodies = []
+  const open = XMLHttpRequest.prototype.open
+  const send = XMLHttpRequest.prototype.send
+  XMLHttpRequest.prototype.open = function (method, url, ...rest) {
+    this.tuscamRequest = { method, url: String(url) }
+    return open.call(this, method, url, ...rest)
+  }
+  XMLHttpRequest.prototype.send = function (body) {
+    if (this.tuscamRequest?.url.includes('/files/')) {
+      const kind = body == null ? 'none' : Object.prototype.toString.call(body).slice(8, -1)
+      window.tuscamXhrBodies.push({ ...this.tuscamRequest, kind })
+    }
+    return send.call(this, body)
+  }
+}
+
+export async function preparePage(context, page) {
   await context.grantPermissions(['camera'])
-  const page = await context.newPage()
+  await page.addInitScript(RECORD_XHR_BODIES)
   page.consoleLines = []
   page.on('console', (msg) => page.consoleLines.push(`${msg.type()}: ${msg.text()}`))
   page.on('pageerror', (err) => page.consoleLines.push(`pageerror: ${err.message}`))
+  return page
+}
+
+// A browser profile kept on disk: IndexedDB, the service worker and its caches survive a restart.
+export async function launchWithProfile({ chromiumPath, clip, profile, phone = false }) {
+  const args = [...FLAGS]
+  if (clip) args.push(`--use-file-for-fake-video-capture=${clip}`)
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args,
+    ...contextOptions(phone),
+  })
+  const page = await preparePage(context, context.pages()[0] ?? (await context.newPage()))
+  return { context, page }
+}
+
+export async function newPage(browser, { phone = false } = {}) {
+  const context = await browser.newContext(contextOptions(phone))
+  const page = await preparePage(context, await context.newPage())
   return { context, page }
 }
 

@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,15 @@ def run_scenario(
 ) -> ScenarioRunner:
     """Run a scenario of scenarios.mjs; returns its JSON result, fails the test on its error."""
 
-    def run(name: str, *, base: str | None = None, timeout: float = 300, **extra: Any):
+    def run(
+        name: str,
+        *,
+        base: str | None = None,
+        timeout: float = 300,
+        on_signal: Callable[[str], None] | None = None,
+        **extra: Any,
+    ):
+        go_file = ARTIFACTS / f".go-{secrets.token_hex(4)}"
         config = {
             "base": base or live_server.url,
             "username": operator.username,
@@ -108,21 +117,46 @@ def run_scenario(
             "chromiumPath": str(CHROMIUM),
             "clip": str(camera_clip),
             "artifacts": str(ARTIFACTS),
+            "goFile": str(go_file),
             **extra,
         }
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             ["node", str(SCENARIOS), name],
-            input=json.dumps(config),
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
-            timeout=timeout,
         )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(config))
+        proc.stdin.close()
+        out: list[str] = []
+        watchdog = threading.Timer(timeout, proc.kill)  # a hung browser must not hang the run
+        watchdog.start()
+        try:
+            # A scenario may print {"signal": name} and wait for the go file (see handshake()).
+            for line in proc.stdout:
+                out.append(line)
+                if line.startswith('{"signal"'):
+                    if on_signal is not None:
+                        on_signal(json.loads(line)["signal"])
+                    go_file.touch()
+            proc.wait(timeout=timeout)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+            go_file.unlink(missing_ok=True)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        lines = [ln for ln in out if ln.startswith("{") and not ln.startswith('{"signal"')]
         if not lines:
             pytest.fail(
                 f"scenario {name} printed no result (exit {proc.returncode}):\n"
-                f"{proc.stdout}\n{proc.stderr}\n{live_server.log()[-3000:]}"
+                f"{''.join(out)}\n{stderr}\n{live_server.log()[-3000:]}"
             )
         result = json.loads(lines[-1])
         if result.get("error"):
@@ -132,6 +166,11 @@ def run_scenario(
                 f"scenario {name} failed: {result['error']}\n--- console\n{console}\n"
                 f"--- events\n{events}\n--- server log\n{live_server.log()[-3000:]}"
             )
+        # The pages run under the Content-Security-Policy: a violation is a console error.
+        violations = [
+            line for line in result.get("console") or [] if "Content Security Policy" in line
+        ]
+        assert not violations, violations
         return result
 
     return run

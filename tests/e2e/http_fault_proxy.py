@@ -20,6 +20,7 @@ from types import TracebackType
 _BLOCK = 65536
 _HOP_BY_HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade"}
 _MAX_HEAD = 65536
+_TCP_ESTABLISHED = 1  # tcpi_state in struct tcp_info (linux/tcp.h)
 
 
 class ProxyError(Exception):
@@ -68,22 +69,44 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
     return 0
 
 
+def _established(sock: socket.socket) -> bool:
+    """The TCP state of the connection is still ESTABLISHED (the peer has not closed it); read
+    from TCP_INFO, so unread data stays unread."""
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == _TCP_ESTABLISHED
+    except OSError:
+        return False
+
+
 class HttpFaultProxy:
     """Forwards to 127.0.0.1:`target_port`; PATCH number n (1-based) in `cut_patches` is cut after
-    `cut_after` body bytes: both sockets are closed, no response reaches the browser."""
+    `cut_after` body bytes: both sockets are closed, no response reaches the browser. PATCH number
+    n in `stall_patches` stops being forwarded after `cut_after` bytes: the connection stays open
+    and silent (a half-open phone connection) until the browser gives up on it; then the server's
+    side is closed too, as a real network's timeout would."""
 
     def __init__(
-        self, target_port: int, *, cut_patches: Iterable[int] = (), cut_after: int = 300_000
+        self,
+        target_port: int,
+        *,
+        cut_patches: Iterable[int] = (),
+        stall_patches: Iterable[int] = (),
+        cut_after: int = 300_000,
+        port: int = 0,
     ) -> None:
         self.target_port = target_port
         self.cut_patches = set(cut_patches)
+        self.stall_patches = set(stall_patches)
+        self.stalls = 0
         self.cut_after = cut_after
         self.lock = threading.Lock()
         self.requests: list[str] = []  # "METHOD path status" (status "cut" when cut)
         self.patches = 0
         self.cuts = 0
         self.body_bytes_up = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        # A fixed port lets a test stop the proxy (the server "goes away") and start another on the
+        # same origin, as a server coming back.
+        self._listener = socket.create_server(("127.0.0.1", port))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -142,16 +165,23 @@ class HttpFaultProxy:
             first, headers = _rewrite(head)
             method, path = first.split(b" ")[:2]
             length = _content_length(headers)
-            cut = False
+            cut = stall = False
             if method == b"PATCH":
                 with self.lock:
                     self.patches += 1
                     cut = self.patches in self.cut_patches
+                    stall = self.patches in self.stall_patches
             upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=60)
             self._track(client, upstream)
             upstream.sendall(_serialize(first, headers))
-            limit = min(length, self.cut_after) if cut else length
+            limit = min(length, self.cut_after) if cut or stall else length
             self._forward_body(client, upstream, rest, limit)
+            if stall:
+                with self.lock:
+                    self.stalls += 1
+                    self.requests.append(f"{method.decode()} {path.decode()} stalled")
+                self._hold(client)
+                return  # the finally closes both sides
             if cut:
                 with self.lock:
                     self.cuts += 1
@@ -184,6 +214,11 @@ class HttpFaultProxy:
             pending = pending[len(piece) :]
             with self.lock:
                 self.body_bytes_up += len(piece)
+
+    def _hold(self, client: socket.socket) -> None:
+        """Read nothing more (the browser's send buffer stays full) until the browser closes."""
+        while not self._stop.is_set() and _established(client):
+            self._stop.wait(0.25)
 
     def _relay_response(self, upstream: socket.socket, client: socket.socket, what: str) -> None:
         head, rest = _read_head(upstream)

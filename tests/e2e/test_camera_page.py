@@ -26,6 +26,8 @@ MANIFEST = {
         "imports": ["_shared.js"],
     },
     "_shared.js": {"file": "assets/shared-777.js", "css": ["assets/shared-888.css"]},
+    "frontend/logout.js": {"file": "assets/logout-111.js", "isEntry": True},
+    "frontend/sw.js": {"file": "assets/sw-222.js", "isEntry": True},
 }
 
 
@@ -105,7 +107,12 @@ def test_an_operator_gets_the_page_with_the_session_data_and_the_built_assets(
     assert 'data-session-open="true"' in root
     assert re.search(r'data-csrf-token="[^"]{20,}"', root)
     assert 'data-trigger="manual"' in root
+    user_id = re.search(r'data-user-id="(\d+)"', root).group(1)  # the store is per user
     assert "north pier" in html
+    # The logout form names the same user for the logout check, a module built by Vite.
+    assert re.search(rf'<form class="logout"[^>]*data-user-id="{user_id}"', html)
+    assert '<script type="module" src="/static/dist/assets/logout-111.js">' in html
+    assert "style=" not in html and "<script>" not in html  # nothing inline (CSP)
     assert '<script type="module" src="/static/dist/assets/camera-abc123.js">' in html
     assert 'href="/static/dist/assets/camera-def456.css"' in html
     assert 'role="status"' in html  # the offline banner
@@ -156,3 +163,40 @@ def test_without_a_built_frontend_the_log_says_how_to_build_it(
 
     assert client.get(f"/sessions/{session_id}/camera").status_code == 500
     assert "npm run build" in caplog.text
+
+
+def test_the_service_worker_is_served_at_the_root_and_checked_on_every_visit(
+    app_with_manifest: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
+    static = tmp_path / "static"
+    (static / "dist" / "assets").mkdir(parents=True)
+    (static / "dist" / "assets" / "sw-222.js").write_text("self.addEventListener('fetch', f)\n")
+    app_with_manifest.static_folder = str(static)
+
+    # No login: the worker itself holds nothing private.
+    with client.get("/camera-sw.js") as r:
+        assert r.status_code == 200
+        assert r.mimetype == "text/javascript"
+        assert r.headers["Cache-Control"] == "no-cache"
+        assert "addEventListener('fetch'" in r.get_data(as_text=True)
+
+
+def test_without_a_built_worker_the_answer_is_a_404_that_says_how_to_build_it(
+    tmp_path: Path, app: Flask, client: FlaskClient
+) -> None:
+    app.config["VITE_MANIFEST"] = str(tmp_path / "missing.json")
+    r = client.get("/camera-sw.js")
+    assert r.status_code == 404
+    assert "npm run build" in r.get_data(as_text=True)
+
+
+def test_pages_render_without_a_built_frontend_only_the_camera_needs_it(
+    tmp_path: Path, app: Flask, client: FlaskClient
+) -> None:
+    # The logout check is an enhancement: without the build, the form still logs out.
+    app.config["VITE_MANIFEST"] = str(tmp_path / "missing.json")
+    add_user(app, "olga", "operator")
+    login(client, "olga")
+    r = client.get("/")
+    assert r.status_code == 200
+    assert 'class="logout"' in r.get_data(as_text=True)

@@ -351,7 +351,7 @@ def test_a_live_session_gallery_polls_and_a_closed_one_does_not(as_user, make: F
     page = client.get(f"/review/sessions/{s}").get_data(as_text=True)
     assert 'data-poll="on"' in page and 'data-mode="prepend"' in page
     assert f'data-last-id="{ids[-1]}"' in page
-    assert "review.js" in page
+    assert '<script type="module" src="/static/dist/assets/review-' in page  # frontend/review.js
     page = client.get(f"/review/sessions/{s}?order=asc").get_data(as_text=True)
     assert 'data-mode="notice"' in page
     op = as_user("op")

@@ -31,6 +31,7 @@ class PostgresServer:
     base: Path
     port: int
     user: str | None
+    options: str = ""
 
     @property
     def admin_url(self) -> str:
@@ -53,6 +54,23 @@ class PostgresServer:
         ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: resume() starts it again on the same port."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m", "fast", "stop")
+
+    def resume(self) -> None:
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.base / "data"),
+            "-o",
+            self.options,
+            "-l",
+            str(self.base / "log"),
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         try:
@@ -94,15 +112,6 @@ def start_postgres() -> PostgresServer:
         f"-p {server.port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
-    server._run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(base / "data"),
-        "-o",
-        options,
-        "-l",
-        str(base / "log"),
-        "-w",
-        "start",
-    )
+    server.options = options
+    server.resume()
     return server
