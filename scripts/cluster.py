@@ -40,18 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C even when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     with contextlib.ExitStack() as stack:
         try:
             say("starting PostgreSQL")
             postgres = start_postgres()
             stack.callback(postgres.stop)
+            stack.callback(say, "stopping PostgreSQL")
             database_url = postgres.create_database("tuscam")
             store: dict[str, object] = {}
             if args.storage == "s3":
                 say("starting SeaweedFS (S3)")
                 weed = start_seaweedfs()
                 stack.callback(weed.destroy)
+                stack.callback(say, "stopping SeaweedFS (it can take half a minute)")
                 store = {"seaweedfs": weed, "bucket": weed.create_bucket("tuscam")}
             base = Path(tempfile.mkdtemp(prefix="tuscam-cluster-"))
             stack.callback(shutil.rmtree, base, ignore_errors=True)
@@ -97,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                         say(f"node {node.index} ({node.url}) exited; see {node.server.log_path}")
                         node.server = None
         except KeyboardInterrupt:
-            say("stopping")
+            say("stopping nginx and the nodes")
     say("stopped")
     return 0
 

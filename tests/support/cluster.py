@@ -162,6 +162,9 @@ def start_cluster(
     finally:
         if cluster is not None and cluster.nginx is not None:
             cluster.nginx.stop()
+        for node in members:  # all at once: each takes a few seconds to finish its requests
+            if node.server is not None and node.server.proc.poll() is None:
+                node.server.proc.send_signal(signal.SIGTERM)
         for node in members:
             node.stack.close()
             node.server = None
