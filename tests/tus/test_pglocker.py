@@ -6,15 +6,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.tus.config import TusConfig
+from app.tus.filelocker import FileLocker
+from app.tus.handler import TusHandler
 from app.tus.pglocker import PgLocker, conninfo_from_url, lock_number
-from app.tus.storage import LockTimeout
+from app.tus.storage import LockTimeout, Storage
 from tests.support.postgres import PostgresServer
+from tests.support.server import free_port
+from tests.tus.conftest import Client
 
 pytestmark = pytest.mark.postgres
 ID = "b" * 32
@@ -220,3 +226,18 @@ def test_threads_on_three_nodes_never_hold_one_key_together(
     for key in KEYS:  # and everything was released
         with lockers[0].lock(key, 0):
             pass
+
+
+def test_an_unreachable_postgresql_answers_503_with_retry_after(
+    store: Storage, config: TusConfig, upload_dir: Path
+) -> None:
+    handler = TusHandler(store, FileLocker(upload_dir), None, config)
+    upload_id = Client(handler).create(10)
+    nowhere = PgLocker(f"host=127.0.0.1 port={free_port()} user=tuscam dbname=x connect_timeout=2")
+    try:
+        r = Client(TusHandler(store, nowhere, None, config)).patch(upload_id, 0, b"abc")
+    finally:
+        nowhere.close()
+    assert r.status == 503, r
+    assert int(r.headers["Retry-After"]) > 0
+    assert Client(handler).offset(upload_id) == 0
