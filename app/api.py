@@ -24,6 +24,7 @@ from app.db import get_db
 from app.errors import ApiError
 from app.params import CAPTURE_FILTERS, MAX_PER_PAGE, int_arg
 from app.serialize import assessment_json, capture_json, session_json
+from services.camera.metadata import may_upload
 from services.models import (
     Assessment,
     Capture,
@@ -134,7 +135,9 @@ def create_session(assessment_id: int) -> Any:
 @bp.get("/sessions/<int:session_id>")
 @login_required
 def get_session(session_id: int) -> Any:
-    return session_json(_session_or_404(session_id))
+    session = _session_or_404(session_id)
+    # Whether the caller may upload here now (scripts check before sending anything).
+    return {**session_json(session), "may_upload": may_upload(require_user(), session)}
 
 
 SESSION_FIELDS = ("ended", "label", "operator_id")

@@ -3,7 +3,9 @@
     TUSCAM_TOKEN=... tuscam-upload PATH... --server URL --session ID [--parallel N] ...
 
 Exit status: 0 when every file landed (accepted, duplicate, or already uploaded), 1 when any
-file was rejected or failed, 2 for a usage error, 130 when interrupted (run again to resume).
+file was rejected or failed, 2 for a usage error or a problem of the whole run (token, session,
+server), 75 when the server stayed unreachable for --max-wait, 130 when interrupted; after 75
+and 130 the same command resumes.
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import NoReturn
 
+from uploader import errors
+from uploader.errors import RunStopped
 from uploader.files import IMAGE_PATTERNS, LocalFile, PathProblem, collect, format_size, parse_size
+from uploader.preflight import check_session
 from uploader.progress import BarReporter, JsonReporter, Reporter, Summary
 from uploader.state import StateStore, default_state_path
-from uploader.transfer import INTERRUPTED, FileResult, Options, Transfer, plan
+from uploader.transfer import FileResult, Options, Transfer, plan
+from uploader.wait import parse_duration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: try again later
 TOKEN_ENV = "TUSCAM_TOKEN"
 
 
@@ -38,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tuscam-upload",
         description="Upload images to a tuscam capture session over tus, resumably.",
         epilog=f"The API token comes from ${TOKEN_ENV} or --token-file, never the command line. "
-        "Exit status: 0 every file landed, 1 some file rejected or failed, 2 usage error, "
-        "130 interrupted.",
+        "Exit status: 0 every file landed, 1 some file rejected or failed, 2 usage error or a "
+        "wrong token, session or server, 75 the server stayed unreachable for --max-wait, "
+        "130 interrupted (75 and 130: run the same command again to resume).",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (recursive)")
     p.add_argument("--server", required=True, metavar="URL", help="e.g. http://127.0.0.1:8000")
@@ -72,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", type=Path, metavar="FILE", help="read the API token from FILE")
     p.add_argument(
         "--timeout", type=float, default=60.0, metavar="S", help="seconds per request (60)"
+    )
+    p.add_argument(
+        "--max-wait",
+        default="1h",
+        metavar="DURATION",
+        help="how long to wait for an unreachable server before stopping with status 75: "
+        "30s, 10m, 1h ... 0 waits forever (1h)",
+    )
+    p.add_argument(
+        "--max-backoff",
+        default="30s",
+        metavar="DURATION",
+        help="longest pause between two tries of an unreachable server (30s)",
     )
     # Refused on purpose: a token in argv is visible to every user of the machine (ps).
     p.add_argument("--token", help=argparse.SUPPRESS)
@@ -106,6 +127,13 @@ def make_options(args: argparse.Namespace, token: str) -> Options:
         chunk_size = parse_size(args.chunk_size)
     except ValueError as exc:
         raise UsageError(f"--chunk-size: {exc}") from exc
+    try:
+        max_wait = parse_duration(args.max_wait)
+        max_backoff = parse_duration(args.max_backoff)
+    except ValueError as exc:
+        raise UsageError(f"--max-wait/--max-backoff: {exc}") from exc
+    if max_backoff <= 0:
+        raise UsageError("--max-backoff must be more than 0 seconds")
     return Options(
         server=args.server.rstrip("/"),
         session_id=args.session,
@@ -114,6 +142,8 @@ def make_options(args: argparse.Namespace, token: str) -> Options:
         capture_trigger=args.trigger,
         capture_type=args.capture_type,
         read_timeout=args.timeout,
+        max_wait=max_wait or None,
+        max_backoff=max_backoff,
     )
 
 
@@ -126,43 +156,77 @@ def main(argv: list[str] | None = None) -> int:
         if not files:
             raise UsageError("no files to upload under " + " ".join(args.paths))
     except (UsageError, PathProblem) as exc:
-        _usage_exit(parser, str(exc))
+        _usage_exit(parser, str(exc), as_json=args.json)
     state_path = args.state or default_state_path()
+    if args.json:
+        reporter: Reporter = JsonReporter()
+    elif sys.stdout.isatty():
+        reporter = BarReporter(args.parallel)
+    else:
+        reporter = Reporter()
     with StateStore(state_path) as state:
-        transfer = Transfer(options, state)
+        transfer = Transfer(options, state, display=reporter)
         try:
             if args.dry_run:
                 return dry_run(transfer, files, as_json=args.json)
-            if args.json:
-                reporter: Reporter = JsonReporter()
-            elif sys.stdout.isatty():
-                reporter = BarReporter(args.parallel)
-            else:
-                reporter = Reporter()
-            summary = run(transfer, files, reporter, args.parallel)
+            return upload_all(transfer, files, reporter, args.parallel)
         finally:
             transfer.close()
+
+
+def _usage_exit(parser: argparse.ArgumentParser, message: str, *, as_json: bool) -> NoReturn:
+    parser.print_usage(sys.stderr)
+    print(f"tuscam-upload: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": errors.USAGE, "message": message}))
+    raise SystemExit(EXIT_USAGE)
+
+
+def exit_status(summary: Summary) -> int:
+    if summary.halt is not None:
+        return EXIT_TEMPFAIL if summary.halt.code == errors.SERVER_UNREACHABLE else EXIT_USAGE
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _usage_exit(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    parser.print_usage(sys.stderr)
-    print(f"tuscam-upload: error: {message}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+def upload_all(
+    transfer: Transfer, files: list[LocalFile], reporter: Reporter, parallel: int
+) -> int:
+    """Check the token and the session, then upload; the exit status. A problem of the whole
+    run (before or during it) ends with one line saying what is wrong and what is left."""
+    restore = _sigterm_as_interrupt()
+    try:
+        try:
+            check_session(transfer)
+        except RunStopped as exc:
+            summary = Summary([], 0.0, not_started=len(files), halt=exc)
+            reporter.stopped((exc.code, exc.message), len(files), started=False)
+            return exit_status(summary)
+        except KeyboardInterrupt:
+            transfer.stop.set()
+            problem = (errors.INTERRUPTED, "interrupted before sending anything")
+            reporter.stopped(problem, len(files), started=False)
+            return EXIT_INTERRUPTED
+        summary = run(transfer, files, reporter, parallel)
+    finally:
+        restore()
+    if summary.problem is not None:
+        reporter.stopped(summary.problem, summary.left, started=True)
+    return exit_status(summary)
 
 
 def run(transfer: Transfer, files: list[LocalFile], reporter: Reporter, parallel: int) -> Summary:
     """Upload `files` with `parallel` threads; Ctrl-C (or SIGTERM) stops cleanly: requests in
-    flight end (each is bounded by its timeout), nothing new starts, the state keeps every URL."""
+    flight end (each is bounded by its timeout), nothing new starts, the state keeps every URL.
+    A problem of the whole run (transfer.halt) stops it the same way."""
     started = time.monotonic()
     stop = transfer.stop
     reporter.begin(files)
 
     def job(file: LocalFile) -> FileResult:
-        if stop.is_set():
-            return FileResult(file.path, INTERRUPTED, file.size)
+        if transfer.stopping():
+            return transfer.upload(file)  # says why without reading the file
         progress = reporter.file_started(file)
         try:
             result = transfer.upload(file, progress)
@@ -189,11 +253,15 @@ def run(transfer: Transfer, files: list[LocalFile], reporter: Reporter, parallel
                 reporter.note("stopping: letting requests in flight end (Ctrl-C again to quit)")
                 continue
             results.extend(f.result() for f in done if not f.cancelled())
+            if transfer.halt is not None:
+                pending = {f for f in pending if not f.cancel()}
     finally:
         pool.shutdown(wait=not interrupted or not pending, cancel_futures=True)
         restore()
     not_started = len(files) - len(results)
-    summary = Summary(results, time.monotonic() - started, interrupted, not_started)
+    summary = Summary(
+        results, time.monotonic() - started, interrupted, not_started, halt=transfer.halt
+    )
     reporter.end(summary)
     return summary
 

@@ -1,19 +1,21 @@
 """tuspy 1.1.0 adapted for tuscam-upload: every request through a configured requests.Session.
 
-tuspy sends with bare `requests.post/head/patch` and no timeout (PITFALLS.md); its constructor
-HEADs a stored URL and raises on 404. Here the PATCH request class and the uploader's POST/HEAD
-go through a session with a default timeout, and a forgotten upload raises UploadGone.
+tuspy sends with bare `requests.post/head/patch` and no timeout; its constructor HEADs a stored
+URL and raises on 404. Here the PATCH request class and the uploader's POST/HEAD go through a
+session with a default timeout, and a forgotten upload raises StaleUploadUrl. The tuspy internals
+this relies on are pinned by tests/uploader/test_tuspy_internals.py.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import requests
 from tusclient.exceptions import TusCommunicationError, TusUploadFailed
 from tusclient.request import TusRequest
 from tusclient.uploader import Uploader
+
+from uploader.errors import REFUSED, UPLOAD_LOST
 
 # 409: offset mismatch (ask HEAD); 423: upload locked by a request that has not ended yet;
 # 429: too many unfinished uploads, may clear. Other 4xx will not change by asking again.
@@ -22,23 +24,30 @@ GONE_STATUSES = frozenset({404, 410})
 
 
 class TransferError(Exception):
-    """A failure that ends this file's attempt; `message` is for the person running the tool."""
+    """A failure that ends this file's attempt: a stable `code` (uploader.errors) and a
+    `message` for the person running the tool."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class Refused(TransferError):
     """The server refused for good (a 4xx that asking again will not change)."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
+        super().__init__(REFUSED, f"{status}: {message}")
         self.status = status
+        self.server_words = message
 
 
-class UploadGone(TransferError):
-    """The server no longer knows the upload URL (expired, deleted): start the file over."""
+class StaleUploadUrl(TransferError):
+    """The stored upload URL no longer leads to this file's upload (expired, deleted, or one of
+    another length): start the file over."""
 
-
-class Interrupted(TransferError):
-    """The run is stopping (Ctrl-C); the state keeps the upload URL for next time."""
+    def __init__(self, message: str) -> None:
+        super().__init__(UPLOAD_LOST, message)
 
 
 class TimeoutSession(requests.Session):
@@ -109,7 +118,7 @@ class TuscamUploader(Uploader):
         except requests.exceptions.RequestException as error:
             raise TusCommunicationError(error) from error
         if resp.status_code in GONE_STATUSES:
-            raise UploadGone(f"the server no longer knows {self.url} ({resp.status_code})")
+            raise StaleUploadUrl(f"the server no longer knows {self.url} ({resp.status_code})")
         if resp.status_code != 200:
             raise TusCommunicationError(
                 f"HEAD failed with status {resp.status_code}", resp.status_code, resp.content
@@ -130,23 +139,7 @@ class TuscamUploader(Uploader):
 
 def offset_of(resp: requests.Response) -> int:
     raw = resp.headers.get("Upload-Offset", "")
-    # int() would take " 5", "+5", "5_000" (PITFALLS.md); the protocol says digits only.
+    # int() would take " 5", "+5", "5_000"; the protocol says digits only.
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 20):
-        raise TusCommunicationError(f"bad Upload-Offset {raw!r} in the response", resp.status_code)
+        raise TusCommunicationError("the server sent an Upload-Offset that is not a number")
     return int(raw)
-
-
-def server_message(status: int | None, content: bytes | str | None) -> str:
-    """The server's own words: the "message" of a JSON error body, else a short text."""
-    if isinstance(content, bytes):
-        content = content.decode("utf-8", "replace")
-    text = (content or "").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"]
-    if text:
-        return text[:300]
-    return f"HTTP status {status}" if status else "no response"

@@ -1,7 +1,8 @@
 """What the person running tuscam-upload sees: tqdm bars in a terminal, plain log lines when
 stdout is not a terminal, or one JSON object per file (--json); then a summary.
 
-Reporters are called from the worker threads; each serialises its output with a lock.
+Reporters are called from the worker threads; each serialises its output with a lock. A wait
+for an unreachable server is one status line on stderr, updated in place on a terminal.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from uploader import errors
+from uploader.errors import RunStopped
 from uploader.files import LocalFile, format_size
 from uploader.transfer import (
     ACCEPTED,
@@ -26,6 +29,7 @@ from uploader.transfer import (
     SKIPPED,
     FileResult,
 )
+from uploader.wait import format_duration, waiting_text
 
 
 class FileProgress:
@@ -44,6 +48,7 @@ class Summary:
     seconds: float
     interrupted: bool = False
     not_started: int = 0
+    halt: RunStopped | None = None  # the problem that stopped the run, if one did
     counts: Counter[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -52,6 +57,20 @@ class Summary:
     @property
     def ok(self) -> bool:
         return not self.interrupted and not self.not_started and all(r.landed for r in self.results)
+
+    @property
+    def left(self) -> int:
+        """Files not finished: the same command resumes them."""
+        return self.counts[INTERRUPTED] + self.not_started
+
+    @property
+    def problem(self) -> tuple[str, str] | None:
+        """(error code, message) of the run as a whole, when it did not end well."""
+        if self.halt is not None:
+            return self.halt.code, self.halt.message
+        if self.interrupted:
+            return errors.INTERRUPTED, "interrupted: run the same command again to resume"
+        return None
 
     @property
     def bytes_sent(self) -> int:
@@ -67,10 +86,13 @@ class Summary:
                 "duplicate": c[DUPLICATE],
                 "rejected": c[REJECTED],
                 "failed": c[FAILED],
-                "interrupted": c[INTERRUPTED] + self.not_started,
+                "interrupted": self.left,
+                "left": self.left,
                 "bytes_sent": self.bytes_sent,
                 "seconds": round(self.seconds, 3),
                 "ok": self.ok,
+                "error": self.problem[0] if self.problem else None,
+                "message": self.problem[1] if self.problem else None,
             }
         }
 
@@ -81,9 +103,8 @@ class Summary:
             f"{c[ACCEPTED]} uploaded, {c[SKIPPED]} already there, {c[DUPLICATE]} duplicate, "
             f"{c[REJECTED]} rejected, {c[FAILED]} failed"
         )
-        stopped = c[INTERRUPTED] + self.not_started
-        if stopped:
-            head += f", {stopped} not finished (interrupted; run again to resume)"
+        if self.left:
+            head += f", {self.left} not finished (run the same command again to resume)"
         lines = [
             f"{head} - {len(self.results) + self.not_started} files, "
             f"{format_size(self.bytes_sent)} sent in {self.seconds:.1f} s "
@@ -118,6 +139,32 @@ class Reporter:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.lock = threading.Lock()
+        self._status_shown = False  # the waiting line is on the screen (or was said once)
+
+    # -- the wait for an unreachable server (uploader.wait.WaitDisplay) -----------------------
+
+    def waiting(self, cause: str, retry_in: float, waited: float) -> None:
+        text = waiting_text(cause, retry_in)
+        with self.lock:
+            if _isatty(self.err):
+                self.err.write("\r" + _fit(text, self.err) + "\x1b[K")
+                self.err.flush()
+            elif not self._status_shown:
+                print(_fit(text, self.err), file=self.err, flush=True)
+            self._status_shown = True
+
+    def reachable(self, waited: float) -> None:
+        with self.lock:
+            if self._status_shown and _isatty(self.err):
+                self.err.write("\r\x1b[K")
+            self._status_shown = False
+            print(
+                f"server reachable again after {format_duration(waited)}; resuming",
+                file=self.err,
+                flush=True,
+            )
+
+    # -- files and the run -------------------------------------------------------------------
 
     def begin(self, files: Sequence[LocalFile]) -> None:
         total = sum(f.size for f in files)
@@ -127,7 +174,9 @@ class Reporter:
         return FileProgress()
 
     def file_done(self, result: FileResult) -> None:
-        self._print(describe(result), self.out)
+        # An unfinished file is no news: the summary counts them and the next run resumes them.
+        if result.status != INTERRUPTED:
+            self._print(describe(result), self.out)
 
     def note(self, text: str) -> None:
         self._print(text, self.err)
@@ -136,13 +185,36 @@ class Reporter:
         for line in summary.lines():
             self._print(line, self.out)
 
+    def stopped(self, problem: tuple[str, str], left: int, *, started: bool) -> None:
+        """The last line of a run that did not end well: what is wrong and what is left."""
+        code, message = problem
+        if code == errors.SERVER_UNREACHABLE:
+            sent = "" if started else ", nothing was sent"
+            text = (
+                f"tuscam-upload: gave up waiting: {message}; {left} files left{sent}; "
+                "run the same command again to resume"
+            )
+        elif code == errors.INTERRUPTED:
+            text = f"tuscam-upload: interrupted; {left} files left: run the same command again"
+        else:
+            text = f"tuscam-upload: error: {message}"
+        self._clear_status()
+        self._print(text, self.err)
+
+    def _clear_status(self) -> None:
+        with self.lock:
+            if self._status_shown and _isatty(self.err):
+                self.err.write("\r\x1b[K")
+            self._status_shown = False
+
     def _print(self, text: str, stream: IO[str]) -> None:
         with self.lock:
-            print(text, file=stream, flush=True)
+            print(_fit(text, stream), file=stream, flush=True)
 
 
 class JsonReporter(Reporter):
-    """One JSON object per file on stdout, then {"summary": {...}}; notes go to stderr."""
+    """One JSON object per file on stdout, then {"summary": {...}}, which carries the `error`
+    code and `message` of a run that did not end well; notes go to stderr."""
 
     def begin(self, files: Sequence[LocalFile]) -> None:
         pass
@@ -152,6 +224,13 @@ class JsonReporter(Reporter):
 
     def end(self, summary: Summary) -> None:
         self._print(json.dumps(summary.to_json()), self.out)
+
+    def stopped(self, problem: tuple[str, str], left: int, *, started: bool) -> None:
+        self._clear_status()
+        if not started:  # no summary was printed: it is the one object of the run
+            summary = Summary([], 0.0, not_started=left)
+            summary.halt = RunStopped(*problem)
+            self.end(summary)
 
 
 class BarReporter(Reporter):
@@ -212,10 +291,30 @@ class BarReporter(Reporter):
         with self.lock:
             tqdm.write(text, file=self.err)
 
+    def waiting(self, cause: str, retry_in: float, waited: float) -> None:
+        if self.overall is None:
+            super().waiting(cause, retry_in, waited)
+            return
+        with self.lock:
+            self.overall.set_description_str(_fit(waiting_text(cause, retry_in), self.err))
+            self._status_shown = True
+
+    def reachable(self, waited: float) -> None:
+        if self.overall is None:
+            super().reachable(waited)
+            return
+        with self.lock:
+            self.overall.set_description_str(self._desc())
+            self._status_shown = False
+            self.overall.write(
+                f"server reachable again after {format_duration(waited)}; resuming", file=self.err
+            )
+
     def end(self, summary: Summary) -> None:
         with self.lock:
             if self.overall is not None:
                 self.overall.close()
+                self.overall = None
         super().end(summary)
 
 
@@ -240,3 +339,20 @@ class _BarProgress(FileProgress):
             if self.slot is not None:
                 r.slots.append(self.slot)
                 r.slots.sort()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _fit(text: str, stream: IO[str]) -> str:
+    """`text` as `stream` can encode it (a dash becomes "-" on an ASCII terminal)."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return text.replace("—", "-").encode("ascii", "replace").decode("ascii")
+    return text

@@ -60,7 +60,9 @@ class UploadKey:
 
 
 @dataclass(frozen=True)
-class UploadRecord:
+class ResumeEntry:
+    """What the resume state holds for one file: its upload URL, and the outcome once done."""
+
     key: UploadKey
     size: int
     upload_url: str | None
@@ -117,7 +119,7 @@ class StateStore:
 
     # -- uploads ---------------------------------------------------------------------------
 
-    def get(self, key: UploadKey) -> UploadRecord | None:
+    def get(self, key: UploadKey) -> ResumeEntry | None:
         row = (
             self._conn()
             .execute(
@@ -130,7 +132,7 @@ class StateStore:
         if row is None:
             return None
         size, url, done, capture_id, status, reason = row
-        return UploadRecord(key, size, url, bool(done), capture_id, status, reason)
+        return ResumeEntry(key, size, url, bool(done), capture_id, status, reason)
 
     def set_url(self, key: UploadKey, size: int, upload_url: str | None) -> None:
         """Remember (or forget, with None) the tus URL of an unfinished upload."""

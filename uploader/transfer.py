@@ -2,8 +2,10 @@
 
 The protocol is tuspy's (uploader.client adapts it); this module adds the rest: a session per
 thread, our resume state instead of tuspy's TinyDB and fingerprint, starting over when the
-server forgot an upload (404/410), retries with backoff on network errors and 5xx only, and the
-Tuscam-Capture-* headers of the completing response (else GET /api/uploads/<id>).
+server forgot an upload (404/410), the shared wait when the server is unreachable
+(uploader.wait), retries with backoff on 5xx and RETRY_STATUSES, problems that stop the whole
+run (RunStopped), and the Tuscam-Capture-* headers of the completing response (else
+GET /api/uploads/<id>).
 """
 
 from __future__ import annotations
@@ -19,29 +21,40 @@ import requests
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 
+from uploader import errors
 from uploader.client import (
     GONE_STATUSES,
     RETRY_STATUSES,
-    Interrupted,
     Refused,
+    StaleUploadUrl,
     TimeoutSession,
     TransferError,
     TuscamUploader,
-    UploadGone,
     offset_of,
-    server_message,
 )
+from uploader.errors import Interrupted, RunStopped, network_cause, server_message, tls_problem
 from uploader.files import LocalFile, sha256_file
 from uploader.state import StateStore, UploadKey
+from uploader.wait import ServerWait, WaitDisplay
 
 # Statuses a file ends with; the first three come from the server (Tuscam-Capture-Status).
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 SKIPPED, FAILED, INTERRUPTED = "skipped", "failed", "interrupted"
 LANDED = frozenset({ACCEPTED, DUPLICATE, SKIPPED})
 
-# Seconds to wait before the n-th consecutive failed attempt; progress resets the count (as
-# tus-js-client does), so a connection that keeps dropping after progress is retried at once.
+# Seconds to wait before the n-th consecutive failed attempt of one file while the server
+# answers (5xx, 429 ..., or only this file's connection failing); progress resets the count (as
+# tus-js-client does). An unreachable server is not counted here: every worker waits for it
+# together (uploader.wait), up to Options.max_wait.
 DEFAULT_DELAYS = (0.0, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0, 30.0)
+
+# Refusals of a creation that concern the account or the session, not the file: every other
+# file would be refused the same way, so the run stops.
+SESSION_REFUSALS = {
+    403: errors.NOT_ALLOWED,
+    404: errors.NO_SUCH_SESSION,
+    409: errors.SESSION_CLOSED,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,8 @@ class Options:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retry_delays: Sequence[float] = DEFAULT_DELAYS
+    max_wait: float | None = 3600.0  # seconds an unreachable server is waited for; None: ever
+    max_backoff: float = 30.0  # the longest pause between two tries of an unreachable server
 
     @property
     def files_url(self) -> str:
@@ -68,6 +83,7 @@ class FileResult:
     size: int
     capture_id: int | None = None
     reason: str | None = None
+    error: str | None = None  # uploader.errors code, when the file did not land
     upload_url: str | None = None
     sha256: str | None = None
     sent: int = 0  # body bytes confirmed by the server during this run
@@ -83,6 +99,8 @@ class FileResult:
         return {
             "path": str(self.path),
             "status": self.status,
+            "error": self.error,
+            "message": self.reason if self.error else None,
             "capture_id": self.capture_id,
             "reason": self.reason,
             "bytes": self.size,
@@ -103,6 +121,7 @@ class Transfer:
         state: StateStore,
         stop: threading.Event | None = None,
         sleep: Callable[[float], bool] | None = None,
+        display: WaitDisplay | None = None,
     ) -> None:
         self.options = options
         self.state = state
@@ -114,6 +133,15 @@ class Transfer:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
+        self.server_wait = ServerWait(
+            self.probe,
+            self.stop,
+            max_wait=options.max_wait,
+            max_backoff=options.max_backoff,
+            display=display,
+        )
+        self._halt_lock = threading.Lock()
+        self.halt: RunStopped | None = None  # the problem that stopped the run, if one did
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -156,31 +184,75 @@ class Transfer:
             meta["filetype"] = file.filetype
         return meta
 
+    def probe(self) -> str | None:
+        """Is the server there? None when it answers (anything but 502/503/504), else why not,
+        in words. OPTIONS on the tus endpoint: no authentication, no database."""
+        try:
+            resp = self.session().options(
+                self.options.files_url, headers={"Tus-Resumable": "1.0.0"}
+            )
+        except requests.exceptions.RequestException as exc:
+            return network_cause(exc)  # None for a TLS failure: the request itself reports it
+        resp.close()
+        return network_cause(None, resp.status_code)
+
+    def stopping(self) -> bool:
+        return self.stop.is_set() or self.halt is not None
+
+    def _check_stop(self) -> None:
+        if self.halt is not None:
+            raise self.halt.again()
+        if self.stop.is_set():
+            raise Interrupted("stopped")
+
+    def _halt(self, problem: RunStopped) -> None:
+        """Stop every worker for a problem that concerns the whole run (the first one wins)."""
+        with self._halt_lock:
+            if self.halt is None:
+                self.halt = problem
+
     def _wait(self, failures: int) -> None:
         delays = self.options.retry_delays
         if self._sleep(delays[min(failures, len(delays)) - 1]):
             raise Interrupted("stopped")
+        self._check_stop()
 
-    def _retrying(self, what: str, call: Callable[[], Any]) -> Any:
-        """Run `call`, retrying network errors, 5xx and RETRY_STATUSES with backoff."""
+    def call(self, what: str, call: Callable[[], Any]) -> Any:
+        """Run `call` until it succeeds: an unreachable server is waited for (with every other
+        worker), 5xx and RETRY_STATUSES retried with backoff; other refusals raise."""
         failures = 0
         while True:
-            if self.stop.is_set():
-                raise Interrupted("stopped")
+            self._check_stop()
+            self.server_wait.hold()
             try:
                 return call()
             except TusCommunicationError as exc:
                 failures = self._failed(what, exc, failures)
 
     def _failed(self, what: str, exc: TusCommunicationError, failures: int) -> int:
-        """Raise Refused for a failure asking again will not fix, else wait and count it."""
+        """Raise for a failure that asking again will not fix; else wait (for the server, with
+        every worker, or this file's backoff) and return the count of this file's failures."""
         status = exc.status_code
+        cause = network_cause(exc, status)
+        if cause is not None and self.server_wait.unreachable(cause):
+            return failures  # the server was away and is back: not this file's failure
+        tls = tls_problem(exc)
+        if tls is not None:
+            raise RunStopped(errors.TLS_ERROR, f"{tls}: check --server")
+        if status == 401:
+            raise errors.bad_token(server_message(status, exc.response_content))
         if status is not None and 400 <= status < 500 and status not in RETRY_STATUSES:
             raise Refused(status, server_message(status, exc.response_content)) from exc
         failures += 1
         if failures > len(self.options.retry_delays):
-            detail = server_message(status, exc.response_content) if status else str(exc)
-            raise TransferError(f"{what} failed {failures} times; last: {detail}") from exc
+            if cause is not None:
+                code, detail = errors.CONNECTION_FAILED, cause
+            elif status is not None and status >= 400:
+                code = errors.SERVER_ERROR
+                detail = f"{status}: {server_message(status, exc.response_content)}"
+            else:
+                code, detail = errors.BAD_RESPONSE, str(exc)
+            raise TransferError(code, f"{what} failed {failures} times; last: {detail}") from exc
         self._wait(failures)
         return failures
 
@@ -189,35 +261,43 @@ class Transfer:
     def upload(
         self, file: LocalFile, progress: Callable[[int], None] = lambda offset: None
     ) -> FileResult:
-        """Upload one file (or find it done); never raises for a per-file failure."""
+        """Upload one file (or find it done); never raises for a per-file failure. A problem
+        of the whole run (RunStopped) sets `halt`, and every worker stops."""
         result = FileResult(file.path, FAILED, file.size)
         try:
+            self._check_stop()
             self._upload(file, result, progress)
         except Interrupted:
-            result.status = INTERRUPTED
-        except Refused as exc:
-            result.status, result.reason = FAILED, str(exc)
+            result.status, result.error = INTERRUPTED, errors.INTERRUPTED
+            result.reason = "not finished: run the same command again to resume"
+        except RunStopped as exc:
+            self._halt(exc)
+            result.status, result.error, result.reason = INTERRUPTED, exc.code, exc.message
         except TransferError as exc:
-            result.status, result.reason = FAILED, str(exc)
+            result.status, result.error, result.reason = FAILED, exc.code, exc.message
         except OSError as exc:
-            result.status, result.reason = FAILED, f"cannot read the file: {exc}"
+            result.status, result.error = FAILED, errors.FILE_UNREADABLE
+            result.reason = f"cannot read the file: {exc.strerror or exc}"
         except Exception as exc:  # noqa: BLE001 - one odd file must not end the whole run
-            result.status, result.reason = FAILED, f"unexpected {type(exc).__name__}: {exc}"
+            result.status, result.error = FAILED, errors.INTERNAL_ERROR
+            result.reason = f"internal error ({type(exc).__name__}: {exc}); please report it"
+        if result.status == REJECTED:
+            result.error = errors.REJECTED
         return result
 
     def _upload(self, file: LocalFile, result: FileResult, progress: Callable[[int], None]) -> None:
         result.sha256 = sha256 = self.sha256(file)
         key = self.key(file, sha256)
-        record = self.state.get(key)
-        if record is not None and record.done:
-            result.upload_url = record.upload_url
-            result.capture_id, result.reason = record.capture_id, record.reason
+        entry = self.state.get(key)
+        if entry is not None and entry.done:
+            result.upload_url = entry.upload_url
+            result.capture_id, result.reason = entry.capture_id, entry.reason
             result.from_state = True
             # A rejected image stays rejected: say so again rather than "already there".
-            result.status = REJECTED if record.capture_status == REJECTED else SKIPPED
+            result.status = REJECTED if entry.capture_status == REJECTED else SKIPPED
             progress(file.size)
             return
-        stored_url = record.upload_url if record else None
+        stored_url = entry.upload_url if entry else None
         with open(file.path, "rb") as stream:
             up = TuscamUploader(
                 file_stream=stream,
@@ -227,13 +307,15 @@ class Transfer:
                 session=self.session(),
             )
             if up.get_file_size() != file.size:
-                raise TransferError("the file changed size while it was being read; run again")
+                raise TransferError(
+                    errors.FILE_CHANGED, "the file changed size while it was being read; run again"
+                )
             completion: dict[str, str] | None = None
             if stored_url:
                 try:
                     completion = self._resume(up, stored_url, file)
                     result.resumed_from = up.offset
-                except (UploadGone, Refused) as exc:
+                except (StaleUploadUrl, Refused) as exc:
                     # 403: an upload of another user (a different token): not ours to resume.
                     if isinstance(exc, Refused) and exc.status != 403:
                         raise
@@ -242,7 +324,7 @@ class Transfer:
                     self.state.set_url(key, file.size, None)
             for attempt in range(2):
                 if up.url is None:
-                    up.url = self._retrying("creating the upload", up.create_url)
+                    up.url = self._create(up)
                     up.offset = 0
                     self.state.set_url(key, file.size, up.url)
                     completion = up.creation_headers
@@ -254,7 +336,7 @@ class Transfer:
                         completion = self._send(up, file.size, progress)
                         result.sent += file.size - start
                     break
-                except UploadGone:
+                except StaleUploadUrl:
                     # Expired or deleted while we were sending: once more from the start.
                     if attempt:
                         raise
@@ -266,16 +348,37 @@ class Transfer:
         result.capture_id, result.status, result.reason = capture_id, status, reason
         self.state.mark_done(key, file.size, up.url, capture_id, status, reason)
 
+    def _create(self, up: TuscamUploader) -> str:
+        """POST a new upload. A refusal about the session or the account stops the run: every
+        other file would be refused the same way (and nothing was created)."""
+
+        def create() -> str:
+            try:
+                return up.create_url()
+            except TusCommunicationError as exc:
+                status = exc.status_code
+                if status not in SESSION_REFUSALS:
+                    raise
+                detail = f"{status}: {server_message(status, exc.response_content)}"
+                problem = errors.session_problem(
+                    SESSION_REFUSALS[status], self.options.session_id, detail
+                )
+                raise problem from exc
+
+        return self.call("creating the upload", create)
+
     def _resume(self, up: TuscamUploader, url: str, file: LocalFile) -> dict[str, str] | None:
         """Point the uploader at a stored URL; the HEAD's headers if it is already complete."""
         up.url = url
-        resp = self._retrying("asking the server for the offset", up.head)
+        resp = self.call("asking the server for the offset", up.head)
         length = resp.headers.get("Upload-Length")
         if length is not None and length != str(file.size):
-            raise UploadGone(f"{url} holds an upload of {length} bytes, the file has {file.size}")
+            raise StaleUploadUrl(
+                f"{url} holds an upload of {length} bytes, the file has {file.size}"
+            )
         up.offset = offset_of(resp)
         if up.offset > file.size:
-            raise UploadGone(f"{url} is at offset {up.offset}, past the end of the file")
+            raise StaleUploadUrl(f"{url} is at offset {up.offset}, past the end of the file")
         if up.offset == file.size:
             return {k.lower(): v for k, v in resp.headers.items()}
         return None
@@ -284,20 +387,22 @@ class Transfer:
         """PATCH chunks until the server has every byte; the completing response's headers."""
         failures = 0
         while True:
-            if self.stop.is_set():
-                raise Interrupted("stopped")
+            self._check_stop()
+            self.server_wait.hold()
             try:
                 up.upload_chunk()
             except (TusCommunicationError, TypeError, ValueError) as exc:
                 if isinstance(exc, TusCommunicationError):
                     if exc.status_code in GONE_STATUSES:
-                        raise UploadGone(f"the server no longer knows {up.url}") from exc
+                        raise StaleUploadUrl(f"the server no longer knows {up.url}") from exc
                     error = exc
                 else:  # upload_chunk's int() of a missing/garbled Upload-Offset
-                    error = TusCommunicationError(f"bad response to PATCH: {exc}")
+                    error = TusCommunicationError(
+                        "the answer to a PATCH had no valid Upload-Offset"
+                    )
                 before = up.offset
                 failures = self._failed("sending", error, failures)
-                resp = self._retrying("asking the server for the offset", up.head)
+                resp = self.call("asking the server for the offset", up.head)
                 up.offset = offset_of(resp)
                 progress(up.offset)
                 if up.offset > before:
@@ -328,14 +433,19 @@ class Transfer:
                 raise TusCommunicationError(error) from error
             if resp.status_code == 404:
                 # The finish hook may still be running, or will run on the next request.
-                raise TusCommunicationError("no capture recorded yet", 503, resp.content)
+                raise TusCommunicationError("the server has recorded no capture for it yet")
             if resp.status_code != 200:
                 raise TusCommunicationError("", resp.status_code, resp.content)
-            return resp.json()
+            try:
+                return resp.json()
+            except ValueError as error:
+                raise TusCommunicationError("the capture result is not JSON") from error
 
-        data = self._retrying("asking for the capture result", ask)
+        data = self.call("asking for the capture result", ask)
         if not isinstance(data, dict) or data.get("status") not in (ACCEPTED, DUPLICATE, REJECTED):
-            raise TransferError(f"unexpected answer from {api_url}: {data!r:.200}")
+            raise TransferError(
+                errors.BAD_RESPONSE, f"the server's answer at {api_url} is not a capture result"
+            )
         return data.get("capture_id"), data["status"], data.get("reason")
 
 
@@ -352,18 +462,18 @@ class Plan:
 
 def plan(transfer: Transfer, file: LocalFile) -> Plan:
     sha256 = transfer.sha256(file)
-    record = transfer.state.get(transfer.key(file, sha256))
-    if record is None:
+    entry = transfer.state.get(transfer.key(file, sha256))
+    if entry is None:
         return Plan(file, sha256, "new")
-    if record.done:
-        word = "rejected" if record.capture_status == REJECTED else "done"
+    if entry.done:
+        word = "rejected" if entry.capture_status == REJECTED else "done"
         return Plan(
             file,
             sha256,
-            f"{word} ({record.capture_status}, capture {record.capture_id})",
-            record.upload_url,
-            {"reason": record.reason},
+            f"{word} ({entry.capture_status}, capture {entry.capture_id})",
+            entry.upload_url,
+            {"reason": entry.reason},
         )
-    if record.upload_url:
-        return Plan(file, sha256, "partial (will resume)", record.upload_url)
+    if entry.upload_url:
+        return Plan(file, sha256, "partial (will resume)", entry.upload_url)
     return Plan(file, sha256, "new")

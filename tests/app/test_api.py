@@ -95,6 +95,16 @@ def test_operators_do_not_see_each_others_sessions(api) -> None:  # noqa: ANN001
     assert client.get(f"/api/sessions/{sid}", headers=t["rev"]).status_code == 200
 
 
+def test_a_session_says_whether_the_caller_may_upload_to_it(api) -> None:  # noqa: ANN001
+    client, t = api
+    aid = _assessment(client, t["op"])
+    sid = client.post(
+        f"/api/assessments/{aid}/sessions", json={"label": "a"}, headers=t["op"]
+    ).json["id"]
+    assert client.get(f"/api/sessions/{sid}", headers=t["op"]).json["may_upload"] is True
+    assert client.get(f"/api/sessions/{sid}", headers=t["rev"]).json["may_upload"] is False
+
+
 def test_reviewers_cannot_create_sessions_and_operators_cannot_review(api) -> None:  # noqa: ANN001
     client, t = api
     aid = _assessment(client, t["adm"])

@@ -13,6 +13,9 @@ Faults, per client connection, all optional and changeable while running (plain 
   the sockets open (a silent peer), until the proxy closes or `release_stalls()` is called.
 - `throttle=B`: forward client->server at most B bytes per second.
 - `cut_all()`: cut every open connection now.
+- `refuse()` then `accept()`: the server gone, then back. `refuse()` stops listening (a new
+  connection is refused, as by a host with nothing on the port) and cuts the open ones;
+  `accept()` listens again on the same port.
 Counters: `bytes_up`, `bytes_down`, `connections` (accepted), `cuts`, `stalls`.
 Threads: one accept loop and two pumps per connection; `close()` stops and joins them all.
 """
@@ -103,10 +106,10 @@ class FaultProxy:
         self._links: list[_Link] = []
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(_POLL)
-        self.port: int = self._listener.getsockname()[1]
-        self._start(self._accept_loop, "proxy-accept")
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = listener.getsockname()[1]
+        self._listener: socket.socket | None = None
+        self._listen(listener)
 
     @property
     def url(self) -> str:
@@ -141,11 +144,27 @@ class FaultProxy:
         for link in links:
             link.released.set()
 
+    def refuse(self) -> None:
+        """Stop listening and cut every open connection: connecting is refused until
+        `accept()`."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            # shutdown() first: close() alone leaves the socket listening until the accept
+            # loop's poll() lets go of it (Linux), and connections made meanwhile would pass.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        self.cut_all()
+
+    def accept(self) -> None:
+        """Listen again on the same port after `refuse()`."""
+        if self._listener is None:
+            self._listen(socket.create_server(("127.0.0.1", self.port)))
+
     def close(self) -> None:
         self._stopping.set()
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        self.cut_all()
+        self.refuse()
         for thread in list(self._threads):
             thread.join(timeout=5)
 
@@ -158,10 +177,16 @@ class FaultProxy:
             self._threads.append(thread)
         thread.start()
 
-    def _accept_loop(self) -> None:
+    def _listen(self, listener: socket.socket) -> None:
+        listener.settimeout(_POLL)
+        with self._lock:
+            self._listener = listener
+        self._start(self._accept_loop, "proxy-accept", listener)
+
+    def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
             try:
-                client, _addr = self._listener.accept()
+                client, _addr = listener.accept()
             except TimeoutError:
                 continue
             except OSError:
@@ -176,9 +201,14 @@ class FaultProxy:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             link = _Link(self, client, server)
             with self._lock:
-                self.connections += 1
-                self._links = [ln for ln in self._links if not ln.closed.is_set()]
-                self._links.append(link)
+                refused = self._listener is not listener  # refuse() ran meanwhile: cut it too
+                if not refused:
+                    self.connections += 1
+                    self._links = [ln for ln in self._links if not ln.closed.is_set()]
+                    self._links.append(link)
+            if refused:
+                link.close(reset=self.reset)
+                return
             self._start(self._run_pump, "proxy-up", self._pump_up, link)
             self._start(self._run_pump, "proxy-down", self._pump_down, link)
 

@@ -76,7 +76,8 @@ class FakeUpload:
 
 @dataclass
 class FakeTus:
-    """In-memory tus 1.0.0 server (creation, termination) with knobs for failures."""
+    """In-memory tus 1.0.0 server (creation, termination) and the session API of capture
+    session 42, with knobs for failures."""
 
     token: str = "fake-token"
     uploads: dict[str, FakeUpload] = field(default_factory=dict)
@@ -85,6 +86,9 @@ class FakeTus:
     fail_patches: int = 0  # answer the next N PATCHes with 500 (after reading the body)
     refuse_post: tuple[int, str] | None = None  # (status, message)
     capture_headers: bool = True  # False: the client must ask /api/uploads/<id>
+    session_open: bool = True
+    unavailable: bool = False  # answer every request 503, as a proxy whose backend is down
+    outage: tuple[int, float] | None = None  # (n, s): after the n-th PATCH, unavailable for s
     seen_sha: set[str] = field(default_factory=set)
     next_capture: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -137,6 +141,12 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
         def _upload(self) -> FakeUpload | None:
             return fake.uploads.get(self.path.rstrip("/").rsplit("/", 1)[-1])
 
+        def _available(self) -> bool:
+            if not fake.unavailable:
+                return True
+            self._reply(503, {"Content-Type": "text/html"}, b"<h1>503 Service Unavailable</h1>")
+            return False
+
         def _authorized(self) -> bool:
             if self.headers.get("Authorization") == f"Bearer {fake.token}":
                 return True
@@ -146,7 +156,7 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             fake.requests["POST"] += 1
             self._body()
-            if not self._authorized():
+            if not self._available() or not self._authorized():
                 return
             if fake.refuse_post:
                 status, message = fake.refuse_post
@@ -170,7 +180,7 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:  # noqa: N802
             fake.requests["HEAD"] += 1
             up = self._upload()
-            if not self._authorized():
+            if not self._available() or not self._authorized():
                 return
             if up is None:
                 self._reply(404)
@@ -182,8 +192,11 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
 
         def do_PATCH(self) -> None:  # noqa: N802
             fake.requests["PATCH"] += 1
+            if fake.outage and fake.requests["PATCH"] == fake.outage[0] + 1:
+                fake.unavailable = True
+                threading.Timer(fake.outage[1], setattr, (fake, "unavailable", False)).start()
             body = self._body()
-            if not self._authorized():
+            if not self._available() or not self._authorized():
                 return
             up = self._upload()
             if up is None:
@@ -205,6 +218,11 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
                         headers.update(up.capture or {})
             self._reply(204, headers)
 
+        def do_OPTIONS(self) -> None:  # noqa: N802
+            fake.requests["OPTIONS"] += 1
+            if self._available():
+                self._reply(204, {"Tus-Version": "1.0.0", "Tus-Extension": "creation"})
+
         def do_DELETE(self) -> None:  # noqa: N802
             fake.requests["DELETE"] += 1
             if not self._authorized():
@@ -218,7 +236,13 @@ def _handler(fake: FakeTus) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             fake.requests["GET"] += 1
-            if not self._authorized():
+            if not self._available() or not self._authorized():
+                return
+            if self.path.startswith("/api/sessions/"):
+                if self.path != "/api/sessions/42":
+                    self._json(404, {"error": "not-found", "message": "No such session."})
+                    return
+                self._json(200, {"id": 42, "open": fake.session_open, "ended_at": None})
                 return
             up = self._upload()
             if not self.path.startswith("/api/uploads/") or up is None or up.capture is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -164,11 +165,29 @@ def test_a_failure_of_one_file_does_not_stop_the_others_and_exits_1(
     tmp_path: Path,
 ) -> None:
     images(2)
-    fake_tus.refuse_post = (403, "You may not upload to capture session 42.")
+    fake_tus.refuse_post = (413, "The file is larger than 1 MiB.")
     status, out, _err = run(str(tmp_path / "photos"), server=fake_tus.url)
     assert status == 1
     assert "0 uploaded, 0 already there, 0 duplicate, 0 rejected, 2 failed" in out
-    assert out.count("403: You may not upload to capture session 42.") >= 2
+    assert out.count("413: The file is larger than 1 MiB.") >= 2
+
+
+def test_a_refusal_about_the_session_stops_the_run_with_one_line_and_exit_2(
+    run: Callable[..., tuple[int, str, str]],
+    fake_tus: FakeTus,
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(3)
+    fake_tus.refuse_post = (403, "uploading needs the operator role; you are reviewer")
+    status, out, err = run(str(tmp_path / "photos"), "--parallel", "1", server=fake_tus.url)
+    assert status == 2
+    assert fake_tus.requests["POST"] == 1 and not fake_tus.uploads
+    assert err.splitlines()[-1] == (
+        "tuscam-upload: error: you may not upload to capture session 42 "
+        "(403: uploading needs the operator role; you are reviewer)"
+    )
+    assert "0 failed, 3 not finished" in out
 
 
 def test_ctrl_c_stops_cleanly_keeping_the_state_and_a_rerun_finishes(
@@ -197,3 +216,79 @@ def test_ctrl_c_stops_cleanly_keeping_the_state_and_a_rerun_finishes(
     assert second.returncode == 0
     assert fake_tus.requests["POST"] == 4
     assert fake_tus.body_bytes == 4 * 400_000
+
+
+def test_a_gateway_answering_503_mid_run_is_waited_for_with_one_line(
+    run: Callable[..., tuple[int, str, str]],
+    fake_tus: FakeTus,
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(6, pad_to=5000)
+    fake_tus.outage = (4, 3.0)  # after the 4th PATCH, 503 for 3 s
+    status, out, err = run(
+        str(tmp_path / "photos"),
+        "--chunk-size",
+        "2K",
+        "--max-backoff",
+        "0.05s",
+        server=fake_tus.url,
+    )
+    assert status == 0, out + err
+    assert "6 uploaded" in out and "0 failed" in out
+    [waiting] = [line for line in err.splitlines() if "unreachable" in line]
+    assert waiting.startswith("server unreachable (service unavailable, 503) — waiting")
+    assert len(fake_tus.uploads) == 6
+    # Far more tries than the 11 a file used to get before it was reported failed.
+    assert fake_tus.requests["OPTIONS"] > 20
+
+
+def test_no_exception_text_reaches_the_person_running_the_command(
+    run: Callable[..., tuple[int, str, str]],
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(2)
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # nothing listens there once closed
+    status, out, err = run(
+        str(tmp_path / "photos"), "--max-wait", "1s", "--json", server=f"http://127.0.0.1:{port}"
+    )
+    assert status == 75
+    summary = json.loads(out)["summary"]
+    assert summary["error"] == "server-unreachable" and summary["left"] == 2
+    assert summary["message"] == ("the server has been unreachable for 1 s (connection refused)")
+    for text in (out, err):
+        for internal in ("HTTPConnectionPool", "Max retries", "Error(", "object at 0x", "urllib3"):
+            assert internal not in text
+
+
+def test_an_outage_longer_than_max_wait_exits_75_keeping_the_state_for_the_next_run(
+    run: Callable[..., tuple[int, str, str]],
+    fake_tus: FakeTus,
+    images: Callable[..., list[Path]],
+    tmp_path: Path,
+) -> None:
+    images(6, pad_to=5000)
+    fake_tus.outage = (1, 4.0)  # after the first PATCH, 503 for 4 s: no file is done yet
+    args = [str(tmp_path / "photos"), "--chunk-size", "2K", "--parallel", "2"]
+    status, out, err = run(*args, "--max-wait", "1s", "--max-backoff", "0.1s", server=fake_tus.url)
+    assert status == 75
+    lines = err.splitlines()
+    assert len([line for line in lines if "unreachable (service unavailable, 503)" in line]) == 1
+    assert lines[-1] == (
+        "tuscam-upload: gave up waiting: the server has been unreachable for 1 s "
+        "(service unavailable, 503); 6 files left; run the same command again to resume"
+    )
+    assert "0 failed, 6 not finished" in out
+    assert fake_tus.requests["POST"] == 2  # the two files in flight; nothing new started
+    resumable = len(fake_tus.uploads)
+    assert resumable >= 1
+    time.sleep(4)
+    status, out, _err = run(*args, server=fake_tus.url)
+    assert status == 0 and "6 uploaded" in out
+    # The uploads created before the outage were resumed, not created again.
+    assert fake_tus.requests["POST"] == 2 + 6 - resumable
+    assert sorted(len(up.data) for up in fake_tus.uploads.values()) == sorted(
+        p.stat().st_size for p in (tmp_path / "photos").iterdir()
+    )

@@ -121,6 +121,10 @@ def test_a_stalled_connection_goes_silent_until_released(sink: tuple[int, list[i
             proxy.release_stalls()
             s.settimeout(5)
             assert s.recv(10) == b"ok"
+        # The pump counts bytes after passing them on, so the reply can come first.
+        deadline = time.monotonic() + 5
+        while proxy.bytes_up < 2000 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert proxy.bytes_up == 2000
     assert settled(received, 1) == [2000]
 
@@ -132,3 +136,24 @@ def test_throttle_limits_the_rate_up(sink: tuple[int, list[int]]) -> None:
         assert _send(proxy.port, b"d" * 400_000) == b"ok"
         assert time.monotonic() - started >= 0.3
         assert proxy.bytes_up == 400_000
+
+
+def test_refuse_then_accept_is_a_server_gone_and_back_on_the_same_port(
+    sink: tuple[int, list[int]],
+) -> None:
+    port, received = sink
+    with FaultProxy(port) as proxy:
+        held = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        held.sendall(b"e" * 10)
+        deadline = time.monotonic() + 5
+        while proxy.bytes_up < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proxy.refuse()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        assert held.recv(10) == b""  # the open connection was cut
+        held.close()
+        proxy.accept()
+        assert _send(proxy.port, b"f" * 1500) == b"ok"
+        assert proxy.connections == 2
+    assert settled(received, 2) == [10, 1500]

@@ -93,12 +93,12 @@ def test_retries_end_when_the_server_keeps_failing(
     [path] = images(1)
     fake_tus.fail_patches = 100
     result = transfer_for(fake_tus).upload(collect([path])[0])
-    assert result.status == "failed"
-    assert "injected failure" in (result.reason or "")
+    assert (result.status, result.error) == ("failed", "server-error")
+    assert "500: injected failure" in (result.reason or "")
     assert fake_tus.requests["PATCH"] == len(FAST) + 1
 
 
-@pytest.mark.parametrize("status", [400, 403, 404])
+@pytest.mark.parametrize("status", [400, 413])
 def test_a_refused_creation_is_reported_with_the_servers_message_and_not_retried(
     fake_tus: FakeTus,
     transfer_for: Callable[..., Transfer],
@@ -106,21 +106,48 @@ def test_a_refused_creation_is_reported_with_the_servers_message_and_not_retried
     status: int,
 ) -> None:
     [path] = images(1)
-    fake_tus.refuse_post = (status, "Capture session 42 is closed to you.")
-    result = transfer_for(fake_tus).upload(collect([path])[0])
-    assert result.status == "failed"
-    assert result.reason == f"{status}: Capture session 42 is closed to you."
+    fake_tus.refuse_post = (status, "This file is not for us.")
+    transfer = transfer_for(fake_tus)
+    result = transfer.upload(collect([path])[0])
+    assert (result.status, result.error) == ("failed", "refused")
+    assert result.reason == f"{status}: This file is not for us."
     assert fake_tus.requests["POST"] == 1
+    assert transfer.halt is None  # the next file is tried
 
 
-def test_a_wrong_token_fails_with_the_servers_message(
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(403, "not-allowed"), (404, "no-such-session"), (409, "session-closed")],
+)
+def test_a_creation_refused_for_the_session_stops_the_run(
+    fake_tus: FakeTus,
+    transfer_for: Callable[..., Transfer],
+    images: Callable[..., list[Path]],
+    status: int,
+    code: str,
+) -> None:
+    first, second = collect(images(2))
+    fake_tus.refuse_post = (status, "Capture session 42 is closed to you.")
+    transfer = transfer_for(fake_tus)
+    result = transfer.upload(first)
+    assert (result.status, result.error) == ("interrupted", code)
+    assert transfer.halt is not None and transfer.halt.code == code
+    assert f"({status}: Capture session 42 is closed to you.)" in transfer.halt.message
+    assert transfer.upload(second).error == code
+    assert fake_tus.requests["POST"] == 1  # every other file would be refused alike
+
+
+def test_a_wrong_token_stops_the_run_saying_what_to_do(
     fake_tus: FakeTus, transfer_for: Callable[..., Transfer], images: Callable[..., list[Path]]
 ) -> None:
     [path] = images(1)
     transfer = transfer_for(fake_tus)
     fake_tus.token = "another"
     result = transfer.upload(collect([path])[0])
-    assert result.status == "failed" and result.reason == "401: Log in or send a token."
+    assert (result.status, result.error) == ("interrupted", "bad-token")
+    assert "(401: Log in or send a token.)" in (result.reason or "")
+    assert "TUSCAM_TOKEN" in (result.reason or "")
+    assert transfer.halt is not None and transfer.halt.code == "bad-token"
 
 
 def test_a_rejected_image_is_reported_and_stays_rejected_from_state(
@@ -219,3 +246,20 @@ def test_every_request_has_a_timeout_so_a_silent_server_cannot_hang_the_upload(
         assert done.wait(20), "the upload hung on a stalled connection"
     assert result is not None and result.status == "accepted"
     assert proxy.stalls == 1
+
+
+def test_a_file_whose_connections_keep_failing_while_the_server_answers_fails_in_plain_words(
+    fake_tus: FakeTus, transfer_for: Callable[..., Transfer], images: Callable[..., list[Path]]
+) -> None:
+    [path] = images(1, pad_to=3000)
+    port = int(fake_tus.url.rsplit(":", 1)[1])
+    # Every connection goes silent once 1200 bytes went up: the POST passes, each PATCH stalls;
+    # a new connection (the server is asked whether it is there) answers at once.
+    with FaultProxy(port, stall_after=1200) as proxy:
+        transfer = transfer_for(fake_tus, proxy.url, read_timeout=0.3)
+        result = transfer.upload(collect([path])[0])
+    assert (result.status, result.error) == ("failed", "connection-failed")
+    assert (
+        result.reason == f"sending failed {len(FAST) + 1} times; last: no answer within the timeout"
+    )
+    assert transfer.server_wait.outages == 0 and transfer.halt is None
