@@ -16,11 +16,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench import loadgen, peers, scenarios
 from bench.loadgen import MiB, Pool
 from bench.memory import MB, PeakRss
 from bench.peers import Server
+
+if TYPE_CHECKING:
+    from tests.support.seaweedfs import SeaweedFS
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench"
@@ -33,33 +37,31 @@ def log(message: str) -> None:
     print(f"[bench.s3 {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def empty_prefix(client: object, prefix: str) -> None:
+def empty_prefix(client: Any, prefix: str) -> None:
     """Delete what a run stored (objects and open multipart uploads) under a prefix."""
-    pages = client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+    pages = client.get_paginator("list_objects_v2")
     for page in pages.paginate(Bucket=BUCKET, Prefix=prefix):
         keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
         if keys:
-            client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})  # type: ignore[attr-defined]
-    listed = client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)  # type: ignore[attr-defined]
+            client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+    listed = client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix)
     for upload in listed.get("Uploads", ()):
-        client.abort_multipart_upload(  # type: ignore[attr-defined]
-            Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"]
-        )
+        client.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
 @contextlib.contextmanager
-def start_tuscam_s3(tmp: Path, weed: object, database_url: str) -> Iterator[Server]:
-    env = {**weed.env(), "TUSCAM_STORAGE_URL": f"s3://{BUCKET}/tuscam"}  # type: ignore[attr-defined]
+def start_tuscam_s3(tmp: Path, weed: SeaweedFS, database_url: str) -> Iterator[Server]:
+    env = {**weed.env(), "TUSCAM_STORAGE_URL": f"s3://{BUCKET}/tuscam"}
     with peers.start_tuscam(tmp, env, database_url=database_url) as server:
         server.name = "tuscam-s3"
         server.files_dir = None  # verified by GET, like the peer
-        client = weed.client()  # type: ignore[attr-defined]
+        client = weed.client()
         server.extra["clean"] = lambda: empty_prefix(client, "tuscam/")
         yield server
 
 
 @contextlib.contextmanager
-def start_tus_node_s3(tmp: Path, weed: object) -> Iterator[Server]:
+def start_tus_node_s3(tmp: Path, weed: SeaweedFS) -> Iterator[Server]:
     node_dir = peers.PEERS / "node"
     if not (node_dir / "node_modules" / "@tus" / "s3-store").is_dir():
         raise RuntimeError("@tus/s3-store is not installed: run bench/peers/install.sh")
@@ -68,15 +70,15 @@ def start_tus_node_s3(tmp: Path, weed: object) -> Iterator[Server]:
     port = peers.free_port()
     url = f"http://127.0.0.1:{port}/files/"
     env = {
-        **weed.env(),  # type: ignore[attr-defined]
-        "TUS_S3_ENDPOINT": weed.endpoint_url,  # type: ignore[attr-defined]
+        **weed.env(),
+        "TUS_S3_ENDPOINT": weed.endpoint_url,
         "TUS_S3_BUCKET": BUCKET,
     }
     tmp.mkdir(parents=True, exist_ok=True)
     argv = ["node", str(script), str(port), str(tmp), str(peers.WORKERS)]
     with peers._process(argv, url, tmp, env) as proc:
         server = Server("tus-node-s3", "tus", url, proc.pid, None, fetch_url=lambda u: u)
-        client = weed.client()  # type: ignore[attr-defined]
+        client = weed.client()
         # @tus/s3-store keys are the upload ids at the bucket's root (and <id>.info, .part).
         server.extra["clean"] = lambda: empty_prefix(client, "")
         yield server
@@ -84,7 +86,7 @@ def start_tus_node_s3(tmp: Path, weed: object) -> Iterator[Server]:
 
 def clean(server: Server) -> None:
     server.cleanup()
-    server.extra["clean"]()  # type: ignore[operator]
+    server.extra["clean"]()
 
 
 def measure_memory(server: Server, pool: Pool, part_size: int) -> dict[str, float]:

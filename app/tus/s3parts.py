@@ -147,12 +147,12 @@ class PartWriter:
         length = self.row.length
         complete = length is not None and self.total == length
         if complete and self.multipart_id is None:
+            whole = self._take()
             with self.store._s3("storing the upload"):
-                self.store.client.put_object(
-                    Bucket=self.store.bucket, Key=self.key, Body=self._take()
-                )
+                self.store.client.put_object(Bucket=self.store.bucket, Key=self.key, Body=whole)
             self.stored = True
             self._record(tail_key=None, tail_size=0)
+            self.store.remember(self.upload_id, whole)
         elif complete or self.filled >= self.store.part_size:
             self._store_part()
             if not self.record_each:

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from app.tus.storage import (
 
 log = logging.getLogger(__name__)
 
+RECENT_MAX = 8 << 20  # the largest whole upload kept for its finish hook (see local_file)
 STRAY_SECONDS = 3600  # a multipart upload or tail older than this, with no row, is a stray
 
 
@@ -94,6 +96,9 @@ class S3Store:
         self.clock = clock or (lambda: datetime.now(UTC))
         # local_file() path -> (bucket, key) while the file exists (see local_file).
         self.origins: dict[str, tuple[str, str]] = {}
+        # Per thread: (upload id, bytes) of an upload that write_chunk stored whole just now,
+        # at most RECENT_MAX bytes; taken by local_file, dropped by the next write_chunk.
+        self._recent = threading.local()
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -170,12 +175,13 @@ class S3Store:
         it (a body cut or failed later keeps what went before); with check, nothing is recorded
         until check() returns (uploaded parts that are not recorded are replaced later)."""
         self.key(upload_id)
+        self._recent.data = None  # (see local_file)
         with self.engine.connect() as conn:
             row = _live(
                 conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
                 upload_id,
             )
-            parts = _parts(conn, upload_id)
+            parts = _parts(conn, upload_id) if row.multipart_id else []
         if row.upload_offset != offset:
             raise OffsetMismatch(offset, row.upload_offset)
         if row.stored or limit == 0:
@@ -206,9 +212,9 @@ class S3Store:
                 conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
                 upload_id,
             )
+            if row.stored or row.length is None or row.upload_offset != row.length:
+                return  # S3 already holds every recorded byte of an unfinished upload durably
             parts = _parts(conn, upload_id)
-        if row.stored or row.length is None or row.upload_offset != row.length:
-            return  # S3 already holds every recorded byte of an unfinished upload durably
         key = self.key(upload_id)
         with self._s3("storing the completed upload"):
             if row.multipart_id is None:
@@ -264,12 +270,19 @@ class S3Store:
     def local_file(self, upload_id: str) -> Iterator[Path]:
         """The whole data downloaded to a temporary file, removed when the block ends."""
         self.make_durable(upload_id)
+        recent = getattr(self._recent, "data", None)
+        self._recent.data = None
         fd, name = tempfile.mkstemp(prefix="tus-", suffix=".data", dir=self.temp_dir)
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
-                for block in self.read_data(upload_id):
-                    out.write(block)
+                if recent is not None and recent[0] == upload_id:
+                    # The request that completed the upload stored it with one PutObject a
+                    # moment ago, from this buffer: no need to read it back from S3.
+                    out.write(recent[1])
+                else:
+                    for block in self.read_data(upload_id):
+                        out.write(block)
             # Where the copy came from, for a capture store in the same bucket: it can then
             # copy the object inside S3 instead of uploading the file again.
             self.origins[name] = (self.bucket, self.key(upload_id))
@@ -277,6 +290,10 @@ class S3Store:
         finally:
             self.origins.pop(name, None)
             path.unlink(missing_ok=True)
+
+    def remember(self, upload_id: str, data: bytearray) -> None:
+        """An upload this thread just stored whole (see local_file)."""
+        self._recent.data = (upload_id, data) if len(data) <= RECENT_MAX else None
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
         """The stored bytes in blocks. An unfinished upload whose bytes are in parts cannot be

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile
 
 log = logging.getLogger(__name__)
+COPY_MIN_BYTES = 8 << 20  # from this size an original is copied inside S3, not uploaded
 
 
 class CaptureStoreUnavailable(Exception):
@@ -69,7 +70,8 @@ class S3CaptureStore(CaptureStore):
     ) -> StagedFile:
         staged = super().stage(source, block_size=block_size, durable=durable)
         origin = self.origins.get(str(source)) if isinstance(source, Path) else None
-        if origin is not None and origin[0] == self.bucket:
+        # A copy inside S3 costs two requests (HEAD, CopyObject); a small file is one upload.
+        if origin is not None and origin[0] == self.bucket and staged.size >= COPY_MIN_BYTES:
             self._copy_of[staged.path] = origin[1]
         return staged
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from sqlalchemy.orm import Session
 
-from services.camera.capture_service import CameraCaptureService
+from services.camera.capture_service import CameraCaptureService, FinishedUpload
 from services.camera.s3_capture_store import CaptureStoreUnavailable, S3CaptureStore
 from services.models import Capture
 from tests.support import images
@@ -40,7 +40,7 @@ def test_a_capture_is_stored_as_objects_and_nothing_stays_on_disk(
     upload = tmp_path / "upload"
     upload.write_bytes(data)
     result = CameraCaptureService(db, store).save_capture(
-        world.open_session.id, upload, upload_id=secrets.token_hex(16), filename="a.jpg"
+        world.open_session.id, upload, upload=FinishedUpload(secrets.token_hex(16), "a.jpg")
     )
     capture = db.get(Capture, result.capture_id)
     assert result.status == "accepted" and capture is not None
@@ -92,7 +92,7 @@ def test_reprocess_reads_the_original_back_from_s3(
     upload.write_bytes(data)
     service = CameraCaptureService(db, store)
     result = service.save_capture(
-        world.open_session.id, upload, upload_id=secrets.token_hex(16), filename="a.jpg"
+        world.open_session.id, upload, upload=FinishedUpload(secrets.token_hex(16), "a.jpg")
     )
     capture = db.get(Capture, result.capture_id)
     assert capture is not None and capture.thumbnail_path
@@ -115,9 +115,10 @@ def test_an_unreachable_store_is_an_error_that_says_so(tmp_path: Path) -> None:
         store.exists("originals/ab/x.jpg")
 
 
-def test_a_file_downloaded_from_the_same_bucket_is_published_by_a_copy_inside_s3(
-    seaweedfs: SeaweedFS, s3_bucket: str, tmp_path: Path
+def test_a_large_file_downloaded_from_the_same_bucket_is_published_by_a_copy_inside_s3(
+    seaweedfs: SeaweedFS, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("services.camera.s3_capture_store.COPY_MIN_BYTES", 10)
     client = seaweedfs.client()
     client.put_object(Bucket=s3_bucket, Key="up/one", Body=b"the upload's bytes")
     download = tmp_path / "staging" / "tmp" / "tus-x.data"

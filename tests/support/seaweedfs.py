@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # No identities are configured: SeaweedFS then accepts any access key, but boto3 still signs.
 ACCESS_KEY = "tuscam-test"
@@ -96,7 +97,7 @@ class SeaweedFS:
             "TUSCAM_S3_REGION": "us-east-1",
         }
 
-    def client(self, **config: object):  # noqa: ANN201 (a botocore client has no static type)
+    def client(self, **config: object) -> Any:  # a botocore client has no static type
         import boto3
         from botocore.config import Config
 
@@ -136,7 +137,7 @@ class SeaweedFS:
             "-volume.max=0",  # as many volumes as the disk holds (the default is 8)
             "-master.volumeSizeLimitMB=256",  # small volumes: tests write little
         ]
-        log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps it)
+        log = open(self.log_path, "ab")  # the child keeps its own descriptor
         try:
             self.process = subprocess.Popen(
                 args,

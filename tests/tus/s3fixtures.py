@@ -43,17 +43,11 @@ def tus_database(postgres: PostgresServer, tus_template: str) -> Iterator[Engine
 
 
 def make_s3_store(
-    seaweedfs: SeaweedFS, bucket: str, engine: Engine, tmp_path: Path, **options: object
+    seaweedfs: SeaweedFS, bucket: str, engine: Engine, tmp_path: Path, max_size: int = MAX_SIZE
 ) -> S3Store:
-    return S3Store(
-        seaweedfs.client(),
-        bucket,
-        f"t-{secrets.token_hex(4)}",
-        engine,
-        max_size=int(options.pop("max_size", MAX_SIZE)),  # type: ignore[call-overload]
-        temp_dir=tmp_path,
-        **options,  # type: ignore[arg-type]
-    )
+    """An S3 store under a fresh prefix of the bucket."""
+    prefix = f"t-{secrets.token_hex(4)}"
+    return S3Store(seaweedfs.client(), bucket, prefix, engine, max_size=max_size, temp_dir=tmp_path)
 
 
 @pytest.fixture

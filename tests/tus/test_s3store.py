@@ -361,3 +361,16 @@ def test_the_rows_record_what_s3_holds(s3_store: S3Store, tus_database: Engine) 
     assert row.upload_offset == 12 * MiB and row.tail_size == 2 * MiB and row.multipart_id
     head = s3_store.client.head_object(Bucket=s3_store.bucket, Key=row.tail_key)
     assert head["ContentLength"] == 2 * MiB
+
+
+def test_the_finish_hook_gets_a_photo_from_the_request_that_stored_it_not_from_s3(
+    s3_store: S3Store,
+) -> None:
+    data = secrets.token_bytes(300 << 10)
+    upload_id = new_upload(s3_store, len(data))
+    s3_store.write_chunk(upload_id, Source(data), 0, len(data))
+    s3_store.client.delete_object(Bucket=s3_store.bucket, Key=s3_store.key(upload_id))
+    with s3_store.local_file(upload_id) as path:  # from the bytes this thread just stored
+        assert path.read_bytes() == data
+    with pytest.raises(StorageUnavailable), s3_store.local_file(upload_id):
+        pass  # taken once: now it is read from S3, where it was deleted

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,8 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
     if request.param == "file":
         return FileStore(tmp_path / "uploads", block_size=4096)
-    return request.getfixturevalue("s3_store")  # type: ignore[no-any-return]
+    store: Storage = request.getfixturevalue("s3_store")
+    return store
 
 
 class Source:
@@ -40,10 +42,9 @@ class Source:
         return self.stream.readinto(buffer[:1000])
 
 
-def new(store: Storage, length: int | None = 10, owner: str = "o", **kw: object) -> UploadRecord:
-    record = UploadRecord(
-        id=secrets.token_hex(16), owner=owner, length=length, created_at=NOW, **kw
-    )  # type: ignore[arg-type]
+def new(store: Storage, length: int | None = 10, owner: str = "o", **kw: Any) -> UploadRecord:
+    record = UploadRecord(id=secrets.token_hex(16), owner=owner, length=length, created_at=NOW)
+    record = replace(record, **kw)
     store.create(record)
     return record
 
