@@ -157,11 +157,22 @@ def test_dead_pooled_connections_and_listeners_are_replaced(
     terminate(url, "tuscam-lock")
     terminate(url, "tuscam-lock-listener")
     with first.lock(ID, 1) as held:  # a fresh connection replaces the dead one
-        # The listener reconnects and release requests work again.
-        with pytest.raises(LockTimeout):
-            with second.lock(ID, 3, request_release=True):
-                pass
-        assert held.requests, "the holder never saw a release request"
+        # The listener reconnects and release requests work again (seen while the waiter
+        # waits: when it gives up, it withdraws its request).
+        waiter = threading.Thread(target=wait_in_vain, args=(second, ID, 3.0))
+        waiter.start()
+        deadline = time.monotonic() + 3
+        while not held.release_requested() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen = held.release_requested()
+        waiter.join()
+        assert seen, "the holder never saw a release request"
+
+
+def wait_in_vain(locker: PgLocker, key: str, timeout: float) -> None:
+    with pytest.raises(LockTimeout):
+        with locker.lock(key, timeout, request_release=True):
+            pass
 
 
 def test_a_holder_whose_session_ended_is_asked_to_let_go(url: str, lockers: list[PgLocker]) -> None:
