@@ -6,11 +6,14 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8000
 export HOST PORT
 
-.PHONY: run test lint format bench setup venv frontend db system-deps clean
+.PHONY: run cluster test lint format bench setup venv frontend db system-deps clean
 
 run: setup  ## set up, then serve on $(HOST):$(PORT) with gunicorn
 	@echo "tuscam on http://$(HOST):$(PORT)/ (Ctrl-C stops it)"
 	$(BIN)/gunicorn -c gunicorn.conf.py
+
+cluster: venv frontend system-deps  ## three nodes, PostgreSQL, SeaweedFS, nginx on $(HOST):$(PORT)
+	$(BIN)/python scripts/cluster.py --host $(HOST) --port $(PORT)
 
 test: setup system-deps  ## set up, then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)

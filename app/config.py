@@ -33,7 +33,7 @@ _INT_KEYS = {
 }
 _STR_KEYS = (
     *("DATABASE_URL", "DATA_DIR", "SECRET_KEY", "CORS_ORIGINS", "METRICS_TOKEN"),
-    *("STORAGE_URL", "S3_ENDPOINT_URL", "S3_REGION"),
+    *("STORAGE_URL", "S3_ENDPOINT_URL", "S3_REGION", "LOCKER"),
 )
 # Storage (app/storage_setup.py): "" = the data folder; s3://BUCKET/PREFIX for several nodes.
 _STR_DEFAULTS = {"STORAGE_URL": "", "S3_ENDPOINT_URL": "", "S3_REGION": "us-east-1"}

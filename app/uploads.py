@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth import current_principal, principal_from_bearer
 from app.db import session_factory
+from app.lockers import postgres_locker
 from app.ops.instrument import MeteredLocker, observed_hooks, remember_user
 from app.storage_setup import StorageParts, build_storage
 from app.tus.config import TusConfig
@@ -178,8 +179,11 @@ def make_handler(app: Flask) -> TusHandler:
     """Compose the tus server: the store and locker for this deployment, the capture hooks."""
     store = storage(app).tus_store  # a folder, or S3 (TUSCAM_STORAGE_URL)
     uploads = Path(app.config["DATA_DIR"]) / "uploads"
-    # Lock files are hard links of the data files where they exist (filelocker.py says why).
-    locker = FileLocker(uploads, link_to=getattr(store, "path_of", None))
+    # Across nodes: PostgreSQL (TUSCAM_LOCKER, app/lockers.py). On one machine: lock files,
+    # hard links of the data files where they exist (filelocker.py says why).
+    locker = postgres_locker(app.config) or FileLocker(
+        uploads, link_to=getattr(store, "path_of", None)
+    )
     hooks = CaptureHooks(
         session_factory(app),
         capture_store(app),

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian's packages when it is missing:
-# Chromium (browser tests), PostgreSQL (database tests) and Prometheus with promtool (operations
-# tests). Needs root or sudo.
+# Chromium (browser tests), PostgreSQL (database tests), Prometheus with promtool (operations
+# tests) and nginx (cluster tests, make cluster). Needs root or sudo.
 set -euo pipefail
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
@@ -28,4 +29,8 @@ if [[ " ${missing[*]} " == *" postgresql "* ]]; then
 fi
 if [[ " ${missing[*]} " == *" prometheus "* ]]; then
   $SUDO service prometheus stop >/dev/null 2>&1 || true
+fi
+# nginx's own server on port 80 likewise: the cluster tests and make cluster start theirs.
+if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+  $SUDO service nginx stop >/dev/null 2>&1 || true
 fi

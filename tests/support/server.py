@@ -149,12 +149,15 @@ def start_live_server(
     threads: int = 4,
     env: dict[str, str] | None = None,
     database_url: str | None = None,
+    port: int | None = None,
+    migrate: bool = True,
 ) -> Iterator[LiveServer]:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     data_dir = tmp_dir / "data"
     database_url = database_url or f"sqlite:///{tmp_dir / 'tuscam.sqlite3'}"
-    upgrade_database(database_url)
-    port = free_port()
+    if migrate:  # alembic's context is global: servers started in threads migrate first, once
+        upgrade_database(database_url)
+    port = port or free_port()
     server_env = {
         **os.environ,
         "HOST": "127.0.0.1",
