@@ -333,7 +333,7 @@ class PgLocker:
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._on_notify(note.payload)
-            except Exception as exc:  # the thread must live: a dead listener
+            except Exception as exc:  # noqa: BLE001 - the thread must live: a dead listener
                 # would leave every holder in this process deaf to release requests.
                 self._listening.clear()
                 if self._stop.is_set():
