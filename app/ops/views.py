@@ -16,6 +16,9 @@ from sqlalchemy import text
 from app.auth import principal_from_bearer
 from app.db import db_engine
 from app.ops import metrics
+from app.tus.s3store import S3Store
+from app.tus.storage import StorageUnavailable
+from app.uploads import storage
 
 bp = Blueprint("ops", __name__)
 
@@ -70,10 +73,23 @@ def readiness_problems() -> dict[str, str]:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the class says which
         failures["database"] = f"the database did not answer ({type(exc).__name__})"
-    problem = storage_problem(Path(current_app.config["DATA_DIR"]))
+    spec = storage(current_app)
+    if spec.spec.kind == "s3":
+        problem = s3_problem(spec.tus_store)
+    else:
+        problem = storage_problem(Path(current_app.config["DATA_DIR"]))
     if problem:
         failures["storage"] = problem
     return failures
+
+
+def s3_problem(store: S3Store) -> str | None:
+    """None when the bucket takes and gives back a tiny object."""
+    try:
+        store.probe()
+    except StorageUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def storage_problem(data_dir: Path) -> str | None:

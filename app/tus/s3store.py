@@ -101,6 +101,14 @@ class S3Store:
         # at most RECENT_MAX bytes; taken by local_file, dropped by the next write_chunk.
         self._recent = threading.local()
 
+    def probe(self) -> None:
+        """Readiness: write and remove a tiny object; StorageUnavailable when that fails."""
+        name = f".readyz-{secrets.token_hex(8)}"
+        key = f"{self.prefix}/{name}" if self.prefix else name
+        with self._s3("a readiness probe"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=b"ok")
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
     # --- keys ---------------------------------------------------------------------------------
 
     def key(self, upload_id: str) -> str:

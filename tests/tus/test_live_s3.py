@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from PIL import Image
 
 from app import create_app
@@ -96,12 +97,17 @@ def test_a_store_stopped_mid_upload_answers_503_then_the_upload_finishes_byte_ex
             data = os.urandom(14 * MiB)
             upload = tus.create(len(data), capture_metadata(sid, "blob.bin"))
             assert tus.patch(upload, 0, data[: 6 * MiB]).status_code == 204
+            assert requests.get(node.url + "/readyz", timeout=30).status_code == 200
             weed.stop()
             refused = tus.patch(upload, 6 * MiB, data[6 * MiB : 12 * MiB])
             assert refused.status_code == 503, refused.text
             assert int(refused.headers["Retry-After"]) > 0
             assert tus.offset(upload) == 6 * MiB  # acknowledged bytes: all there
+            ready = requests.get(node.url + "/readyz", timeout=60)
+            assert ready.status_code == 503 and "storage" in ready.json()["checks"]
+            assert "outage" in ready.json()["checks"]["storage"]  # names the bucket
             weed.start()
+            assert requests.get(node.url + "/readyz", timeout=30).status_code == 200
             last = tus.resume(upload, data, chunk=4 * MiB)
             assert last.headers["Tuscam-Capture-Status"] == "rejected"  # random bytes
             assert hashlib.sha256(tus.download(upload)).digest() == hashlib.sha256(data).digest()
