@@ -257,9 +257,11 @@ const scenarios = {
     for (let i = 0; i < 3; i++) await takePhoto(page)
     await waitForCount(page, 'stored', 3)
     result.storedA = await storedPhotos(page, userA)
-    await page.unroute('**/files/**')
     // A's sign-in ends without a logout (an expired session); B signs in on the same browser.
+    // The cookies go first: A's page may retry as soon as /files/ answers again, and what it
+    // sends then is refused (401) and kept, not uploaded as A.
     await context.clearCookies()
+    await page.unroute('**/files/**')
     await login(page, cfg.base, cfg.otherUsername, cfg.otherPassword)
     await openCameraPage(page, cfg.base, cfg.sessionId)
     await waitForEvent(page, 'restore-done')
