@@ -72,7 +72,7 @@ def _parse_id(metadata: Mapping[str, str | None], key: str, *, required: bool) -
         if required:
             raise MetadataError(400, key, f"{key} is required: the id of a capture session")
         return None
-    # int() would take " 5", "+5", "5_000" and "٥" (PITFALLS.md): digits only.
+    # int() would take " 5", "+5", "5_000" and "٥" (docs/PITFALLS.md): digits only.
     if not _ID.fullmatch(value) or not 0 < int(value) <= MAX_ID:
         raise MetadataError(
             400, key, f"{key} must be a positive integer (digits only), got {_shown(value)}"

@@ -71,7 +71,7 @@ def noisy_jpeg(width: int = 640, height: int = 480) -> bytes:
 
 
 def truncated_jpeg(fraction: float = 0.8) -> bytes:
-    """Passes Image.open() and verify(); only load() notices (PITFALLS.md)."""
+    """Passes Image.open() and verify(); only load() notices (docs/PITFALLS.md)."""
     data = noisy_jpeg()
     return data[: int(len(data) * fraction)]
 
