@@ -6,11 +6,13 @@ SQLite gets WAL mode, a busy timeout and foreign keys; PostgreSQL is used as con
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from flask import Flask, g
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -18,6 +20,8 @@ from app.config import private_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 SQLITE_POOL_SIZE = 20
+# A pooled server connection idle this long is checked before use (see ping_when_idle).
+IDLE_PING_SECONDS = 5.0
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -68,7 +72,40 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=20)
+    return server_engine(url, pool_size=5, max_overflow=20)
+
+
+def server_engine(url: str, **pool: int) -> Engine:
+    """An engine for a database server (PostgreSQL) whose pooled connections are checked
+    before use only after they sat idle (ping_when_idle)."""
+    engine = create_engine(url, **pool)
+    ping_when_idle(engine)
+    return engine
+
+
+def ping_when_idle(engine: Engine, idle: float = IDLE_PING_SECONDS) -> None:
+    """pool_pre_ping costs a round trip on every checkout, which is most of a short query's
+    time. Instead, a connection is pinged only when it comes out of the pool after `idle`
+    seconds in it (the case of a server restarted meanwhile); a dead one is replaced before
+    anyone uses it. One that dies while busy fails that request, and SQLAlchemy then renews
+    the whole pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check_idle(
+        dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
+    ) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection and hands out a fresh one.
+            raise DisconnectionError(f"pooled connection idle since {since:.0f} died") from exc
 
 
 def init_app(app: Flask) -> None:

@@ -142,8 +142,7 @@ def build_storage(config: Mapping[str, Any]) -> StorageParts:
         return StorageParts(
             spec, FileStore(spec.directory / "uploads"), CaptureStore(spec.directory / "captures")
         )
-    from sqlalchemy import create_engine
-
+    from app.db import server_engine
     from app.tus.s3store import S3Store
     from services.camera.s3_capture_store import S3CaptureStore
 
@@ -152,7 +151,7 @@ def build_storage(config: Mapping[str, Any]) -> StorageParts:
     client = s3_client(endpoint, str(config.get("S3_REGION") or "us-east-1"))
     check_bucket(client, spec.bucket, endpoint)
     staging = staging_dir(data_dir)
-    engine = create_engine(str(config["DATABASE_URL"]), pool_pre_ping=True, pool_size=10)
+    engine = server_engine(str(config["DATABASE_URL"]), pool_size=10)
     tus_store = S3Store(
         client,
         spec.bucket,

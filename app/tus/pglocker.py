@@ -5,8 +5,9 @@ A lock is `pg_try_advisory_lock(n)` on a connection of this process, n a 64-bit 
 key. PostgreSQL drops a session's advisory locks when its connection ends, so a killed worker (or
 node) frees its locks as soon as its socket closes; the connections ask the server for TCP
 keepalives, so a machine that vanishes without closing them frees its locks within ~30 s.
-Waiting is bounded: try, sleep (10 ms growing to 100 ms), try again until the timeout, then
-LockTimeout (the handler answers 423).
+Waiting is bounded: one try that never waits (`pg_try_advisory_lock`), then `pg_advisory_lock`
+under a `lock_timeout`, so the server wakes the waiter as soon as the holder lets go; at the
+timeout, LockTimeout (the handler answers 423).
 
 Release requests (filelocker.py has the idea for one machine): a waiter with request_release=True
 sends `NOTIFY tuscam_lock_release, '+ KEY WAITER'` every 0.2 s and `'- KEY WAITER'` when it gives
@@ -190,14 +191,10 @@ class PgLocker:
         self,
         conninfo: str,
         *,
-        poll: float = 0.01,
-        max_poll: float = 0.1,
         max_connections: int = 64,
-        max_idle: int = 4,
+        max_idle: int = 8,
     ) -> None:
         self.conninfo = conninfo
-        self.poll = poll
-        self.max_poll = max_poll
         self.max_connections = max_connections
         self.max_idle = max_idle
         self._guard = threading.Lock()
@@ -212,8 +209,8 @@ class PgLocker:
         self._stop = threading.Event()
 
     @classmethod
-    def from_url(cls, database_url: str, **kwargs: float) -> PgLocker:
-        return cls(conninfo_from_url(database_url), **kwargs)  # type: ignore[arg-type]
+    def from_url(cls, database_url: str, **kwargs: int) -> PgLocker:
+        return cls(conninfo_from_url(database_url), **kwargs)
 
     @contextmanager
     def lock(self, key: str, timeout: float, *, request_release: bool = False) -> Iterator[PgLock]:
@@ -241,13 +238,14 @@ class PgLocker:
             raise LockTimeout(key, time.monotonic() - start)
         number = lock_number(key)
         waiter = secrets.token_hex(4)
-        delay = self.poll
         asked_at = 0.0
-        retried = False
+        tried = retried = False
         try:
             while True:
                 try:
-                    got = conn.execute("SELECT pg_try_advisory_lock(%s)", (number,)).fetchone()
+                    if self._attempt(conn, number, deadline, asked_at, wait=tried):
+                        return PgLock(key, conn, waiter)
+                    tried = True
                 except psycopg.OperationalError as exc:
                     # An idle connection may have died (server restart): one fresh attempt.
                     self._pool.put(conn, broken=True)
@@ -261,23 +259,42 @@ class PgLocker:
                     if conn is None:
                         raise LockTimeout(key, time.monotonic() - start) from exc
                     continue
-                if got is not None and got[0]:
-                    return PgLock(key, conn, waiter)
                 now = time.monotonic()
                 if now >= deadline:
                     if asked_at:  # withdraw: nobody is waiting for this lock on our behalf
                         self._notify(conn, "-", key, waiter)
+                    # No lock was taken on it (every attempt answered): keep the connection.
+                    self._pool.put(conn)
+                    conn = None
                     raise LockTimeout(key, now - start)
                 if request_release and now - asked_at >= RENEW_REQUEST:
                     self._notify(conn, "+", key, waiter)
                     asked_at = now
-                time.sleep(min(delay, max(deadline - now, 0.001)))
-                delay = min(delay * 1.5, self.max_poll)
         except BaseException:
             if conn is not None:
                 # Unknown whether a lock was taken (interrupted mid-query): never reuse it.
                 self._pool.put(conn, broken=True)
             raise
+
+    @staticmethod
+    def _attempt(
+        conn: psycopg.Connection, number: int, deadline: float, asked_at: float, *, wait: bool
+    ) -> bool:
+        """First a try that never waits; then waits in the server's lock queue, which wakes the
+        waiter the moment the holder lets go, until the deadline or, while release requests
+        are being renewed, until the next renewal is due."""
+        if not wait:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (number,)).fetchone()
+            return got is not None and bool(got[0])
+        now = time.monotonic()
+        until = min(deadline, asked_at + RENEW_REQUEST) if asked_at else deadline
+        ms = max(1, int((until - now) * 1000))
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{ms}ms",))
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s)", (number,))
+        except psycopg.errors.LockNotAvailable:
+            return False
+        return True
 
     def _release(self, held: PgLock) -> None:
         try:

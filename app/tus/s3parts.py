@@ -186,7 +186,9 @@ class PartWriter:
             "tail_size": tail_size,
             "stored": self.stored,
         }
-        with self.store.engine.begin() as conn:
+        # New parts and the offset that counts them commit together; an offset alone is one
+        # statement, so it needs no transaction around it.
+        with self.store.engine.begin() if self.pending else self.store.db.connect() as conn:
             if self.pending:
                 conn.execute(
                     insert(tus_upload_parts),

@@ -91,7 +91,9 @@ class S3Store:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.engine = engine
+        self.engine = engine  # transactions: several statements that must hold together
+        # One statement at a time: no BEGIN and COMMIT/ROLLBACK round trips around it.
+        self.db = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.part_size = part_size_for(max_size)
         self.temp_dir = temp_dir
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -123,19 +125,19 @@ class S3Store:
 
     def create(self, record: UploadRecord) -> None:
         self.key(record.id)
-        with self.engine.begin() as conn:
+        with self.db.connect() as conn:
             conn.execute(insert(tus_uploads).values(**_record_values(record), upload_offset=0))
 
     def get_info(self, upload_id: str) -> UploadRecord:
         self.key(upload_id)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
         return _to_record(_live(row, upload_id))
 
     def save_info(self, record: UploadRecord) -> None:
         """Replace the record; the offset and the S3 state are the store's own."""
         self.key(record.id)
-        with self.engine.begin() as conn:
+        with self.db.connect() as conn:
             conn.execute(
                 update(tus_uploads)
                 .where(tus_uploads.c.id == record.id, tus_uploads.c.gone_reason.is_(None))
@@ -143,7 +145,7 @@ class S3Store:
             )
 
     def list_ids(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             ids = conn.scalars(
                 select(tus_uploads.c.id)
                 .where(tus_uploads.c.gone_reason.is_(None))
@@ -165,7 +167,7 @@ class S3Store:
         query = select(func.count().filter(unfinished), func.coalesce(func.sum(held), 0)).where(
             tus_uploads.c.owner == owner, tus_uploads.c.gone_reason.is_(None)
         )
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             count, total = conn.execute(query).one()
         return OwnerUsage(unfinished=int(count), bytes=int(total))
 
@@ -185,7 +187,7 @@ class S3Store:
         until check() returns (uploaded parts that are not recorded are replaced later)."""
         self.key(upload_id)
         self._recent.data = None  # (see local_file)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = _live(
                 conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
                 upload_id,
@@ -216,7 +218,7 @@ class S3Store:
         """Complete the multipart upload (or store the tail as the object): from here on the
         data is one object, readable by any node. Idempotent."""
         self.key(upload_id)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = _live(
                 conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
                 upload_id,
@@ -337,7 +339,7 @@ class S3Store:
         """S3 first (abort the multipart upload, delete tail and object), then the tombstone:
         if S3 fails, nothing changes and the caller can try again."""
         key = self.key(upload_id)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
         if row is not None and row.gone_reason is None:
             with self._s3("removing the upload"):
@@ -389,7 +391,7 @@ class S3Store:
         except BaseException:
             writer.discard()
             raise
-        with self.engine.begin() as conn:
+        with self.db.connect() as conn:
             conn.execute(
                 insert(tus_uploads).values(
                     **_record_values(record), upload_offset=writer.total, stored=True
@@ -403,7 +405,7 @@ class S3Store:
         """Multipart uploads and tails under the prefix that no live row points to (a crash
         between S3 and the database), older than `older_than`."""
         before = older_than or (self.clock() - timedelta(seconds=STRAY_SECONDS))
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             live = conn.execute(
                 select(tus_uploads.c.multipart_id, tus_uploads.c.tail_key).where(
                     tus_uploads.c.gone_reason.is_(None)
@@ -454,7 +456,7 @@ class S3Store:
 
     def _row(self, upload_id: str) -> Row[Any]:
         self.key(upload_id)
-        with self.engine.connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
         return _live(row, upload_id)
 

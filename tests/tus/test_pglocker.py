@@ -169,6 +169,60 @@ def test_dead_pooled_connections_and_listeners_are_replaced(
         assert seen, "the holder never saw a release request"
 
 
+def ungranted_advisory_locks(url: str) -> int:
+    with psycopg.connect(conninfo_from_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@pytest.mark.parametrize("request_release", [False, True])
+def test_a_waiter_queues_in_the_server_and_gets_the_lock_when_it_is_let_go(
+    url: str, lockers: list[PgLocker], request_release: bool
+) -> None:
+    """The waiter sleeps in PostgreSQL's lock queue (pg_locks shows it, not granted), so the
+    server hands it the lock at the release instead of it finding out at its next try."""
+    got = threading.Event()
+
+    def wait() -> None:
+        with lockers[1].lock(ID, 30, request_release=request_release):
+            got.set()
+
+    with lockers[0].lock(ID, 1) as held:
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while ungranted_advisory_locks(url) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ungranted_advisory_locks(url) == 1, "the waiter is not in the server's queue"
+        if request_release:
+            while not held.release_requested() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert held.release_requested()
+        assert not got.is_set()
+    waiter.join(10)  # far below the waiter's own 30 s: it was woken, it did not time out
+    assert got.is_set()
+    assert ungranted_advisory_locks(url) == 0
+
+
+def test_a_wait_that_times_out_leaves_its_connection_in_the_pool(
+    url: str, lockers: list[PgLocker]
+) -> None:
+    before = backends(url, "tuscam-lock", 0)
+    with lockers[0].lock(ID, 1):
+        with pytest.raises(LockTimeout):
+            with lockers[1].lock(ID, 0.2):
+                pass
+        assert ungranted_advisory_locks(url) == 0  # the timed-out wait left the queue
+    opened = backends(url, "tuscam-lock", before + 2)
+    for _ in range(5):
+        with lockers[1].lock(ID, 1):  # the same connection, reused: nothing new opened
+            pass
+    assert backends(url, "tuscam-lock", opened) == opened
+
+
 def wait_in_vain(locker: PgLocker, key: str, timeout: float) -> None:
     with pytest.raises(LockTimeout):
         with locker.lock(key, timeout, request_release=True):
