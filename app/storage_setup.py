@@ -161,5 +161,5 @@ def build_storage(config: Mapping[str, Any]) -> StorageParts:
         temp_dir=staging / "tmp",
     )
     (staging / "tmp").mkdir(exist_ok=True)
-    captures = S3CaptureStore(staging, client, spec.bucket, spec.prefix, origins=tus_store.origins)
+    captures = S3CaptureStore(staging, client, spec.bucket, spec.prefix, uploads=tus_store)
     return StorageParts(spec, tus_store, captures)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 # The same naming convention as the application's models, so constraint names match the
@@ -47,6 +48,9 @@ tus_uploads = Table(
     Column("tail_size", BigInteger, nullable=False, default=0),
     Column("stored", Boolean, nullable=False, default=False),  # the whole object is in S3
     Column("finished", Boolean, nullable=False, default=False),  # the finish hook has run
+    # The finished object now belongs to a capture store in the same bucket (hand_over):
+    # termination and retirement leave it where it is.
+    Column("handed_over", Boolean, nullable=False, default=False, server_default=false()),
     Column("gone_reason", String(32), nullable=True),  # a tombstone: terminated, expired, ...
     Column("gone_at", DateTime(timezone=True), nullable=True),
     Index("ix_tus_uploads_owner", "owner"),

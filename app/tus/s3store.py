@@ -10,13 +10,14 @@ The database is the truth: an object or a multipart upload no row points to is a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,7 @@ class S3Store:
         self.clock = clock or (lambda: datetime.now(UTC))
         # local_file() path -> (bucket, key) while the file exists (see local_file).
         self.origins: dict[str, tuple[str, str]] = {}
+        self.digests: dict[str, tuple[str, int]] = {}  # local_file() path -> (sha256, size)
         # Per thread: (upload id, bytes) of an upload that write_chunk stored whole just now,
         # at most RECENT_MAX bytes; taken by local_file, dropped by the next write_chunk.
         self._recent = threading.local()
@@ -285,22 +287,51 @@ class S3Store:
         self._recent.data = None
         fd, name = tempfile.mkstemp(prefix="tus-", suffix=".data", dir=self.temp_dir)
         path = Path(name)
+        digest = hashlib.sha256()
+        size = 0
         try:
             with os.fdopen(fd, "wb") as out:
                 if recent is not None and recent[0] == upload_id:
                     # The request that completed the upload stored it with one PutObject a
                     # moment ago, from this buffer: no need to read it back from S3.
-                    out.write(recent[1])
+                    blocks: Iterable[bytes | bytearray] = (recent[1],)
                 else:
-                    for block in self.read_data(upload_id):
-                        out.write(block)
+                    blocks = self.read_data(upload_id)
+                for block in blocks:
+                    out.write(block)
+                    digest.update(block)
+                    size += len(block)
             # Where the copy came from, for a capture store in the same bucket: it can then
-            # copy the object inside S3 instead of uploading the file again.
+            # take the object over (or copy it inside S3) instead of uploading the file again,
+            # and its digest, taken on the way, need not be read from the disk again.
             self.origins[name] = (self.bucket, self.key(upload_id))
+            self.digests[name] = (digest.hexdigest(), size)
             yield path
         finally:
             self.origins.pop(name, None)
+            self.digests.pop(name, None)
             path.unlink(missing_ok=True)
+
+    def hand_over(self, key: str) -> bool:
+        """The finished object at `key` (a local_file() origin) now belongs to the caller, a
+        capture store in the same bucket, which keeps it as the capture's original instead of
+        copying it: from here on, terminating or retiring the upload leaves the object where
+        it is. False if the key is not a stored upload of this store (nothing changes)."""
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        upload_id = key[len(prefix) :] if key.startswith(prefix) else ""
+        if not is_upload_id(upload_id):
+            return False
+        with self.db.connect() as conn:
+            result = conn.execute(
+                update(tus_uploads)
+                .where(
+                    tus_uploads.c.id == upload_id,
+                    tus_uploads.c.stored.is_(True),
+                    tus_uploads.c.gone_reason.is_(None),
+                )
+                .values(handed_over=True)
+            )
+        return result.rowcount == 1
 
     def remember(self, upload_id: str, data: bytearray) -> None:
         """An upload this thread just stored whole (see local_file)."""
@@ -345,7 +376,8 @@ class S3Store:
             with self._s3("removing the upload"):
                 if row.multipart_id:
                     self._abort(key, row.multipart_id)
-                for target in (row.tail_key, key if row.stored else None):
+                # An object handed over to the capture store is the capture's now.
+                for target in (row.tail_key, key if row.stored and not row.handed_over else None):
                     if target:
                         self.client.delete_object(Bucket=self.bucket, Key=target)
         tomb = {

@@ -293,10 +293,12 @@ class CameraCaptureService:
         with staged.open("rb") as fh:
             fmt = imaging.sniff_format(fh.read(1024))  # HEIF brands follow the first 16 bytes
         ext = imaging.FORMAT_EXT.get(fmt or "", "bin")
-        relative = self.store.original_name(capture.sha256, ext)
-        if self.store.publish(staged, relative):
-            created.append(relative)
-        capture.original_path = relative
+        stored, created_now = self.store.publish_original(
+            staged, self.store.original_name(capture.sha256, ext)
+        )
+        if created_now:
+            created.append(stored)
+        capture.original_path = stored
 
     @staticmethod
     def _reject(capture: Capture | NewCapture, reason: str) -> None:

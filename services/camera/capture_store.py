@@ -81,7 +81,12 @@ class CaptureStore:
         return tmp / f"{secrets.token_hex(12)}{suffix}.tmp"
 
     def stage(
-        self, source: Path | BinaryIO, *, block_size: int = BLOCK_SIZE, durable: bool = False
+        self,
+        source: Path | BinaryIO,
+        *,
+        block_size: int = BLOCK_SIZE,
+        durable: bool = False,
+        known: tuple[str, int] | None = None,
     ) -> StagedFile:
         """Bring the upload into the store under a temporary name, hashing it in one pass.
 
@@ -89,7 +94,8 @@ class CaptureStore:
         tus fsyncs an upload before its finish hook), hard-linked (no copy) and then read once
         for the digest; otherwise the bytes are copied, hashed and fsynced in the same pass.
         Memory stays at one block whatever the file size. Either way the staged file is on
-        disk: publish() only fsyncs the folder.
+        disk: publish() only fsyncs the folder. `known`: the (sha256, size) of a path, taken by
+        whoever wrote it just now, so a linked file is not read again.
         """
         temp = self.temp_path()
         try:
@@ -106,7 +112,7 @@ class CaptureStore:
                 else:
                     self._durable.add(temp)
                     _make_private(temp)  # one inode: the tus data file becomes private too
-                    digest, size = _hash_file(temp, block_size)
+                    digest, size = known or _hash_file(temp, block_size)
                     return StagedFile(temp, digest, size, linked=True)
                 with open(source, "rb") as src:
                     digest, size = _copy_hashing(src, temp, block_size)
@@ -157,6 +163,11 @@ class CaptureStore:
             temp.unlink(missing_ok=True)
         _fsync_dir(final.parent)
         return created
+
+    def publish_original(self, temp: Path, relative: str) -> tuple[str, bool]:
+        """Store a staged upload as a capture's original: (the name it is stored under, True if
+        this call created it). Here: publish() under the content-addressed name."""
+        return relative, self.publish(temp, relative)
 
     def discard(self, temp: Path) -> None:
         self._durable.discard(temp)

@@ -5,21 +5,50 @@ Names are the file store's (`originals/ab/<sha256>.<ext>`, `thumbnails/ab/<sha25
 the database rows read the same on either store. Staging, hashing and image work happen in a
 local temporary folder; publish() uploads the file and removes it, so no capture data stays
 on a node after its request.
+
+An original that arrived through the tus S3 store in the same bucket is not copied: the tus
+store hands its finished object over (`uploads/<upload id>` is then the original's name), as
+the file store hard-links the upload's file.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile
 
 log = logging.getLogger(__name__)
 COPY_MIN_BYTES = 8 << 20  # from this size an original is copied inside S3, not uploaded
+
+
+HANDED_OVER = "uploads/"  # the name of an original that is a tus upload's own object
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class UploadObjects(Protocol):
+    """The tus S3 store (app/tus/s3store.py) as this store sees it."""
+
+    @property
+    def origins(self) -> Mapping[str, tuple[str, str]]:
+        """A finish hook's local file -> (bucket, key) of the object it was downloaded from."""
+        ...
+
+    @property
+    def digests(self) -> Mapping[str, tuple[str, int]]:
+        """A finish hook's local file -> (sha256, size), taken while it was downloaded."""
+        ...
+
+    def key(self, upload_id: str) -> str: ...
+
+    def hand_over(self, key: str) -> bool:
+        """Take the finished upload object at key over; False if it is not one."""
+        ...
 
 
 class CaptureStoreUnavailable(Exception):
@@ -53,6 +82,7 @@ class S3CaptureStore(CaptureStore):
         bucket: str,
         prefix: str = "",
         *,
+        uploads: UploadObjects | None = None,
         origins: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(root)
@@ -60,27 +90,59 @@ class S3CaptureStore(CaptureStore):
         self.bucket = bucket
         prefix = prefix.strip("/")
         self.prefix = f"{prefix}/captures/" if prefix else "captures/"
+        self.uploads = uploads
         # Local copies of objects of the same bucket (the tus S3 store's downloads): a file
-        # staged from one is published by a copy inside S3, not uploaded again.
-        self.origins = origins if origins is not None else {}
+        # staged from one is published by a copy inside S3, not uploaded again, and an
+        # original is taken over from the tus store (publish_original).
+        if origins is None:
+            origins = uploads.origins if uploads is not None else {}
+        self.origins = origins
         self._copy_of: dict[Path, str] = {}
+        self._origin_of: dict[Path, str] = {}
 
     def stage(
-        self, source: Path | BinaryIO, *, block_size: int = BLOCK_SIZE, durable: bool = False
+        self,
+        source: Path | BinaryIO,
+        *,
+        block_size: int = BLOCK_SIZE,
+        durable: bool = False,
+        known: tuple[str, int] | None = None,
     ) -> StagedFile:
-        staged = super().stage(source, block_size=block_size, durable=durable)
+        if known is None and isinstance(source, Path) and self.uploads is not None:
+            known = self.uploads.digests.get(str(source))
+        staged = super().stage(source, block_size=block_size, durable=durable, known=known)
         origin = self.origins.get(str(source)) if isinstance(source, Path) else None
-        # A copy inside S3 costs two requests (HEAD, CopyObject); a small file is one upload.
-        if origin is not None and origin[0] == self.bucket and staged.size >= COPY_MIN_BYTES:
-            self._copy_of[staged.path] = origin[1]
+        if origin is not None and origin[0] == self.bucket:
+            self._origin_of[staged.path] = origin[1]
+            # A copy inside S3 costs two requests (HEAD, CopyObject); a small file is one upload.
+            if staged.size >= COPY_MIN_BYTES:
+                self._copy_of[staged.path] = origin[1]
         return staged
+
+    def publish_original(self, temp: Path, relative: str) -> tuple[str, bool]:
+        """An original staged from a finished tus upload in this bucket is taken over: no
+        copy, no upload; its name is `uploads/<upload id>`. Never "created" here, so a failed
+        capture never deletes it (the finish hook runs again and takes it over again). Any
+        other file is published under its content-addressed name."""
+        origin = self._origin_of.get(temp)
+        if origin is not None and self.uploads is not None:
+            if self.uploads.hand_over(origin):
+                self.discard(temp)
+                return HANDED_OVER + origin.rsplit("/", 1)[-1], False
+        return relative, self.publish(temp, relative)
 
     def discard(self, temp: Path) -> None:
         self._copy_of.pop(temp, None)
+        self._origin_of.pop(temp, None)
         super().discard(temp)
 
     def key(self, relative: str) -> str:
         """The object key of a stored file; refuses names that are not the store's own."""
+        if relative.startswith(HANDED_OVER) and self.uploads is not None:
+            upload_id = relative[len(HANDED_OVER) :]
+            if not _UPLOAD_ID.fullmatch(upload_id):
+                raise ValueError(f"{relative!r} is not an upload taken over by the store")
+            return self.uploads.key(upload_id)
         parts = relative.split("/")
         if not relative or relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"{relative!r} is not a path inside the capture store")

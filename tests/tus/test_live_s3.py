@@ -82,6 +82,28 @@ def test_an_upload_becomes_a_capture_in_s3_and_streams_back(
     )
 
 
+def test_the_original_is_the_uploads_own_object_and_outlives_the_upload(
+    s3_node: LiveServer, seaweedfs: SeaweedFS, s3_bucket: str
+) -> None:
+    """No copy of the original inside S3 (the capture store takes the upload's object over);
+    terminating the finished upload then leaves the capture's original in place."""
+    _name, token = s3_node.new_operator()
+    _aid, sid = s3_node.new_capture_session(token)
+    tus = TusClient(s3_node.url, token)
+    photo = images.jpeg(320, 240)
+    url, last = tus.upload(photo, capture_metadata(sid), chunk=50_000)
+    assert last.headers["Tuscam-Capture-Status"] == "accepted"
+    capture_id = last.headers["Tuscam-Capture-Id"]
+    prefix = s3_node.env["TUSCAM_STORAGE_URL"].rsplit("/", 1)[1]
+    listed = seaweedfs.client().list_objects_v2(Bucket=s3_bucket, Prefix=prefix + "/captures/")
+    kinds = {o["Key"].split("/")[2] for o in listed["Contents"]}
+    assert kinds == {"thumbnails"}  # the original was not copied
+    gone = tus.http.delete(url, headers={"Tus-Resumable": "1.0.0"}, timeout=30)
+    assert gone.status_code == 204
+    original = s3_node.api(token).get(f"/captures/{capture_id}/original")
+    assert original.status_code == 200 and original.content == photo
+
+
 def test_a_store_stopped_mid_upload_answers_503_then_the_upload_finishes_byte_exact(
     tmp_path: Path, postgres: PostgresServer
 ) -> None:

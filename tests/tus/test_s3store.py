@@ -375,3 +375,40 @@ def test_the_finish_hook_gets_a_photo_from_the_request_that_stored_it_not_from_s
         assert path.read_bytes() == data
     with pytest.raises(StorageUnavailable), s3_store.local_file(upload_id):
         pass  # taken once: now it is read from S3, where it was deleted
+
+
+def object_exists(store: S3Store, key: str) -> bool:
+    listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix=key)
+    return any(o["Key"] == key for o in listed.get("Contents", ()))
+
+
+def test_a_finished_object_handed_over_outlives_termination(s3_store: S3Store) -> None:
+    """The capture store takes an upload's object over instead of copying it: terminating or
+    retiring the upload must then leave the object in place."""
+    data = secrets.token_bytes(300 << 10)
+    upload_id = new_upload(s3_store, len(data))
+    s3_store.write_chunk(upload_id, Source(data), 0, None)
+    key = s3_store.key(upload_id)
+    with s3_store.local_file(upload_id) as path:
+        assert s3_store.origins[str(path)] == (s3_store.bucket, key)
+        assert s3_store.digests[str(path)] == (hashlib.sha256(data).hexdigest(), len(data))
+        assert s3_store.hand_over(key)
+    assert str(path) not in s3_store.digests
+    s3_store.terminate(upload_id, "retired", NOW)
+    assert object_exists(s3_store, key)
+    got = s3_store.client.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read()
+    assert got == data
+
+
+def test_only_a_stored_live_upload_of_the_store_can_be_handed_over(s3_store: S3Store) -> None:
+    data = secrets.token_bytes(1000)
+    unfinished = new_upload(s3_store, len(data) + 1)
+    s3_store.write_chunk(unfinished, Source(data), 0, None)
+    assert not s3_store.hand_over(s3_store.key(unfinished))  # not stored whole yet
+    done = new_upload(s3_store, len(data))
+    s3_store.write_chunk(done, Source(data), 0, None)
+    assert not s3_store.hand_over("elsewhere/" + done)  # not under the store's prefix
+    assert not s3_store.hand_over(s3_store.key(done) + ".tail-00")  # not an upload id
+    s3_store.terminate(done, "terminated", NOW)
+    assert not s3_store.hand_over(s3_store.key(done))  # gone
+    assert not object_exists(s3_store, s3_store.key(done))  # and termination removed it
