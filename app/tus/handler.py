@@ -448,9 +448,12 @@ class TusHandler:
             if hasher is not None and checksum is not None and hasher.digest() != checksum.digest:
                 raise errors.checksum_mismatch(checksum.algorithm, record.offset)
 
+        # At most what the request announced (checked against the room above): a store that
+        # buffers can size its buffer to the chunk, not to its largest part.
+        limit = content_length if content_length is not None else room
         try:
             written = self.store.write_chunk(
-                record.id, reader, record.offset, room, check=verify if checksum else None
+                record.id, reader, record.offset, limit, check=verify if checksum else None
             )
         except OffsetMismatch as exc:  # only if another writer ignored the lock
             raise errors.offset_mismatch(exc.expected, exc.stored) from None

@@ -67,11 +67,16 @@ class PartWriter:
         while limit is None or received < limit:
             fresh = self.buffer is None
             if self.buffer is None:
-                self.buffer = bytearray(self.capacity)
                 # The tail goes in front; it is read from S3 only once a byte has arrived, so
                 # an empty body costs S3 nothing.
                 self.filled = self.tail_size if self.tail_key and not received else 0
-            room = self.capacity - self.filled
+                # Never larger than what can still come: Python zero-fills a new buffer, so a
+                # photo must not pay for (nor hold) two part sizes.
+                size = self.capacity
+                if limit is not None:
+                    size = min(size, self.filled + limit - received)
+                self.buffer = bytearray(size)
+            room = len(self.buffer) - self.filled
             if limit is not None:
                 room = min(room, limit - received)
             with memoryview(self.buffer) as view:

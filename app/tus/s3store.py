@@ -220,6 +220,9 @@ class S3Store:
         """Complete the multipart upload (or store the tail as the object): from here on the
         data is one object, readable by any node. Idempotent."""
         self.key(upload_id)
+        recent = getattr(self._recent, "data", None)
+        if recent is not None and recent[0] == upload_id:
+            return  # this thread stored it whole a moment ago (see remember)
         with self.db.connect() as conn:
             row = _live(
                 conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
@@ -334,7 +337,7 @@ class S3Store:
         return result.rowcount == 1
 
     def remember(self, upload_id: str, data: bytearray) -> None:
-        """An upload this thread just stored whole (see local_file)."""
+        """An upload this thread just stored whole (see make_durable and local_file)."""
         self._recent.data = (upload_id, data) if len(data) <= RECENT_MAX else None
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
