@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 
 from app.tus.s3schema import tus_upload_parts, tus_uploads
 from app.tus.storage import StorageUnavailable, UploadNotFound
@@ -20,6 +20,14 @@ log = logging.getLogger(__name__)
 MIN_PART_SIZE = 5 << 20  # S3: every part but the last (EntityTooSmall otherwise)
 MAX_PARTS = 10_000  # S3: part numbers 1..10000
 READ_BLOCK = 1 << 20  # blocks of GET bodies and downloads
+
+# The upload's S3 state after a write, built once (the values are bound per call).
+_STATE = ("upload_offset", "multipart_id", "tail_key", "tail_size", "stored")
+_SET_STATE = (
+    update(tus_uploads)
+    .where(tus_uploads.c.id == bindparam("uid"), tus_uploads.c.gone_reason.is_(None))
+    .values({name: bindparam(f"new_{name}") for name in _STATE})
+)
 
 
 def part_size_for(max_size: int) -> int:
@@ -204,9 +212,7 @@ class PartWriter:
                     ],
                 )
             result = conn.execute(
-                update(tus_uploads)
-                .where(tus_uploads.c.id == self.upload_id, tus_uploads.c.gone_reason.is_(None))
-                .values(**values)
+                _SET_STATE, {f"new_{k}": v for k, v in values.items()} | {"uid": self.upload_id}
             )
             if result.rowcount != 1:
                 raise UploadNotFound(self.upload_id)  # terminated meanwhile: strays now

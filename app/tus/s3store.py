@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from app.tus.protocol import is_upload_id
@@ -42,6 +42,17 @@ from app.tus.storage import (
 )
 
 log = logging.getLogger(__name__)
+
+# Statements built once (SQLAlchemy then skips building and cache-keying them per call).
+_ROW = select(tus_uploads).where(tus_uploads.c.id == bindparam("upload_id"))
+_HELD = func.coalesce(tus_uploads.c.length, tus_uploads.c.upload_offset)
+_UNFINISHED = and_(
+    or_(tus_uploads.c.length.is_(None), tus_uploads.c.upload_offset < tus_uploads.c.length),
+    or_(tus_uploads.c.expires_at.is_(None), tus_uploads.c.expires_at > bindparam("now")),
+)
+_OWNER_USAGE = select(func.count().filter(_UNFINISHED), func.coalesce(func.sum(_HELD), 0)).where(
+    tus_uploads.c.owner == bindparam("owner"), tus_uploads.c.gone_reason.is_(None)
+)
 
 RECENT_MAX = 8 << 20  # the largest whole upload kept for its finish hook (see local_file)
 STRAY_SECONDS = 3600  # a multipart upload or tail older than this, with no row, is a stray
@@ -133,7 +144,7 @@ class S3Store:
     def get_info(self, upload_id: str) -> UploadRecord:
         self.key(upload_id)
         with self.db.connect() as conn:
-            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+            row = conn.execute(_ROW, {"upload_id": upload_id}).first()
         return _to_record(_live(row, upload_id))
 
     def save_info(self, record: UploadRecord) -> None:
@@ -158,19 +169,8 @@ class S3Store:
     def owner_usage(self, owner: str, now: datetime) -> OwnerUsage:
         """Unfinished: not complete and not expired; bytes: the length (or, deferred, the
         offset) of every upload the owner holds. One query."""
-        held = func.coalesce(tus_uploads.c.length, tus_uploads.c.upload_offset)
-        unfinished = and_(
-            or_(
-                tus_uploads.c.length.is_(None),
-                tus_uploads.c.upload_offset < tus_uploads.c.length,
-            ),
-            or_(tus_uploads.c.expires_at.is_(None), tus_uploads.c.expires_at > now),
-        )
-        query = select(func.count().filter(unfinished), func.coalesce(func.sum(held), 0)).where(
-            tus_uploads.c.owner == owner, tus_uploads.c.gone_reason.is_(None)
-        )
         with self.db.connect() as conn:
-            count, total = conn.execute(query).one()
+            count, total = conn.execute(_OWNER_USAGE, {"owner": owner, "now": now}).one()
         return OwnerUsage(unfinished=int(count), bytes=int(total))
 
     # --- data ---------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ class S3Store:
         self._recent.data = None  # (see local_file)
         with self.db.connect() as conn:
             row = _live(
-                conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
+                conn.execute(_ROW, {"upload_id": upload_id}).first(),
                 upload_id,
             )
             parts = _parts(conn, upload_id) if row.multipart_id else []
@@ -225,7 +225,7 @@ class S3Store:
             return  # this thread stored it whole a moment ago (see remember)
         with self.db.connect() as conn:
             row = _live(
-                conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first(),
+                conn.execute(_ROW, {"upload_id": upload_id}).first(),
                 upload_id,
             )
             if row.stored or row.length is None or row.upload_offset != row.length:
@@ -374,7 +374,7 @@ class S3Store:
         if S3 fails, nothing changes and the caller can try again."""
         key = self.key(upload_id)
         with self.db.connect() as conn:
-            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+            row = conn.execute(_ROW, {"upload_id": upload_id}).first()
         if row is not None and row.gone_reason is None:
             with self._s3("removing the upload"):
                 if row.multipart_id:
@@ -492,7 +492,7 @@ class S3Store:
     def _row(self, upload_id: str) -> Row[Any]:
         self.key(upload_id)
         with self.db.connect() as conn:
-            row = conn.execute(select(tus_uploads).where(tus_uploads.c.id == upload_id)).first()
+            row = conn.execute(_ROW, {"upload_id": upload_id}).first()
         return _live(row, upload_id)
 
     def _source(self, key: str) -> dict[str, str]:
