@@ -97,8 +97,7 @@ class S3CaptureStore(CaptureStore):
         if origins is None:
             origins = uploads.origins if uploads is not None else {}
         self.origins = origins
-        self._copy_of: dict[Path, str] = {}
-        self._origin_of: dict[Path, str] = {}
+        self._origin_of: dict[Path, tuple[str, int]] = {}  # staged file -> (its key, size)
 
     def stage(
         self,
@@ -113,10 +112,7 @@ class S3CaptureStore(CaptureStore):
         staged = super().stage(source, block_size=block_size, durable=durable, known=known)
         origin = self.origins.get(str(source)) if isinstance(source, Path) else None
         if origin is not None and origin[0] == self.bucket:
-            self._origin_of[staged.path] = origin[1]
-            # A copy inside S3 costs two requests (HEAD, CopyObject); a small file is one upload.
-            if staged.size >= COPY_MIN_BYTES:
-                self._copy_of[staged.path] = origin[1]
+            self._origin_of[staged.path] = (origin[1], staged.size)
         return staged
 
     def publish_original(self, temp: Path, relative: str) -> tuple[str, bool]:
@@ -126,13 +122,13 @@ class S3CaptureStore(CaptureStore):
         other file is published under its content-addressed name."""
         origin = self._origin_of.get(temp)
         if origin is not None and self.uploads is not None:
-            if self.uploads.hand_over(origin):
+            key = origin[0]
+            if self.uploads.hand_over(key):
                 self.discard(temp)
-                return HANDED_OVER + origin.rsplit("/", 1)[-1], False
+                return HANDED_OVER + key.rsplit("/", 1)[-1], False
         return relative, self.publish(temp, relative)
 
     def discard(self, temp: Path) -> None:
-        self._copy_of.pop(temp, None)
         self._origin_of.pop(temp, None)
         super().discard(temp)
 
@@ -167,10 +163,11 @@ class S3CaptureStore(CaptureStore):
         content-addressed name only one "creates" it, and only that one may delete it again."""
         key = self.key(relative)
         extra = {} if replace else {"IfNoneMatch": "*"}
-        origin = self._copy_of.pop(temp, None)
-        if origin is not None:
+        origin = self._origin_of.get(temp)
+        # A copy inside S3 costs two requests (HEAD, CopyObject); a small file is one upload.
+        if origin is not None and origin[1] >= COPY_MIN_BYTES:
             try:
-                return self._copy(origin, key, replace=replace)
+                return self._copy(origin[0], key, replace=replace)
             finally:
                 self.discard(temp)
         try:
