@@ -25,6 +25,7 @@ from app.tus.filelocker import FileLocker
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
 from app.tus.maintenance import reconcile
+from app.tus.storage import FinishedData
 from app.tus.wsgi import TusWsgiApp
 from services.camera.capture_service import CameraCaptureService, FinishedUpload
 from services.camera.capture_store import CaptureStore
@@ -92,7 +93,7 @@ class CaptureHooks:
         except MetadataError as exc:
             raise HookRefused(exc.status, str(exc)) from exc
 
-    def finish(self, info: UploadInfo, path: Path) -> Mapping[str, str]:
+    def finish(self, info: UploadInfo, data: FinishedData) -> Mapping[str, str]:
         with self.sessions() as db:
             req = parse_capture_metadata(info.metadata)
             service = CameraCaptureService(
@@ -104,7 +105,7 @@ class CaptureHooks:
             )
             result = service.save_capture(
                 req.session_id,
-                path,
+                data,
                 req.capture_trigger,
                 req.assessment_id,
                 req.capture_type,

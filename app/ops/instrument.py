@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from app.ops import metrics
 from app.ops.events import emit
-from app.tus import Hooks, Lock, Locker, LockTimeout, UploadInfo
+from app.tus import FinishedData, Hooks, Lock, Locker, LockTimeout, UploadInfo
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 USER_KEY = "tuscam.user"  # environ: the authenticated user id of a tus request (access log)
@@ -223,12 +222,12 @@ def observed_hooks(hooks: Hooks) -> Hooks:
 
 
 def _observed_finish(
-    finish: Callable[[UploadInfo, Path], Mapping[str, str]],
-) -> Callable[[UploadInfo, Path], Mapping[str, str]]:
-    def on_finish(info: UploadInfo, path: Path) -> Mapping[str, str]:
+    finish: Callable[[UploadInfo, FinishedData], Mapping[str, str]],
+) -> Callable[[UploadInfo, FinishedData], Mapping[str, str]]:
+    def on_finish(info: UploadInfo, data: FinishedData) -> Mapping[str, str]:
         start = time.perf_counter()
         try:
-            headers = finish(info, path)
+            headers = finish(info, data)
         except Exception as exc:
             metrics.FINISH_HOOK_ERRORS.inc()
             # The tus handler logs the traceback itself; the event says which upload and why.

@@ -8,12 +8,13 @@ from app.tus.filestore import FileStore
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
 from app.tus.messages import TusRequest, TusResponse
-from app.tus.storage import Lock, Locker, LockTimeout, Storage, UploadRecord
+from app.tus.storage import FinishedData, Lock, Locker, LockTimeout, Storage, UploadRecord
 
 __all__ = [
     "CreateContext",
     "FileLocker",
     "FileStore",
+    "FinishedData",
     "HookRefused",
     "Hooks",
     "Lock",

@@ -5,6 +5,7 @@ after termination, expiry or retirement; `.owners.sqlite3` indexes what each own
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -29,6 +30,7 @@ from app.tus.ownerindex import OwnerIndex
 from app.tus.protocol import is_upload_id
 from app.tus.storage import (
     ChunkSource,
+    FinishedData,
     OffsetMismatch,
     OwnerUsage,
     UploadGone,
@@ -217,6 +219,9 @@ class FileStore:
             self.get_info(upload_id)  # UploadGone / UploadNotFound
             raise UploadNotFound(upload_id)
         yield path
+
+    def finished_data(self, upload_id: str, size: int) -> FinishedData:
+        return FinishedData(upload_id, size, functools.partial(self.local_file, upload_id))
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
         path = self._file(upload_id)

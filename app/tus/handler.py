@@ -516,8 +516,8 @@ class TusHandler:
         headers: dict[str, str] = {}
         if self.hooks.finish is not None:
             try:
-                with self.store.local_file(record.id) as path:
-                    returned = self.hooks.finish(self._info(record), path)
+                data = self.store.finished_data(record.id, record.offset)
+                returned = self.hooks.finish(self._info(record), data)
             except StorageUnavailable:
                 raise
             except Exception:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+
+from app.tus.storage import FinishedData
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,6 @@ class Hooks:
     pre_create: Callable[[CreateContext], None] | None = None  # may raise HookRefused
     post_receive: Callable[[UploadInfo], None] | None = None  # throttled progress (~1/s)
     # Called exactly once per completed non-partial upload, under the upload's lock, after the
-    # data is fsynced; the returned headers are stored and repeated on later responses.
-    finish: Callable[[UploadInfo, Path], Mapping[str, str]] | None = None
+    # data is durable; the returned headers are stored and repeated on later responses.
+    finish: Callable[[UploadInfo, FinishedData], Mapping[str, str]] | None = None
     post_terminate: Callable[[UploadInfo], None] | None = None

@@ -50,8 +50,17 @@ class PartWriter:
     first. record_each: every full part is recorded as soon as S3 holds it (a plain PATCH);
     otherwise parts wait in `pending` until finish() (a checked chunk, a concatenation)."""
 
-    def __init__(self, store: S3Store, row: Any, parts: list[Part], *, record_each: bool) -> None:
+    def __init__(
+        self,
+        store: S3Store,
+        row: Any,
+        parts: list[Part],
+        *,
+        record_each: bool,
+        digest: Any | None = None,
+    ) -> None:
         self.store = store
+        self.digest = digest  # a hashlib state fed every received byte (running_digest.py)
         self.row = row
         self.upload_id: str = row.id
         self.key = store.key(row.id)
@@ -89,6 +98,8 @@ class PartWriter:
                 room = min(room, limit - received)
             with memoryview(self.buffer) as view:
                 n = source.readinto(view[self.filled : self.filled + room])
+                if n and self.digest is not None:
+                    self.digest.update(view[self.filled : self.filled + n])
             if not n:
                 if fresh:
                     self.buffer = None

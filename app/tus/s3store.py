@@ -10,6 +10,7 @@ The database is the truth: an object or a multipart upload no row points to is a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -28,10 +29,12 @@ from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, updat
 from sqlalchemy.engine import Connection, Engine, Row
 
 from app.tus.protocol import is_upload_id
+from app.tus.running_digest import RunningDigests
 from app.tus.s3parts import READ_BLOCK, BodySource, EmptyRow, Part, PartWriter, part_size_for
 from app.tus.s3schema import tus_upload_parts, tus_uploads
 from app.tus.storage import (
     ChunkSource,
+    FinishedData,
     OffsetMismatch,
     OwnerUsage,
     StorageUnavailable,
@@ -115,6 +118,8 @@ class S3Store:
         # Per thread: (upload id, bytes) of an upload that write_chunk stored whole just now,
         # at most RECENT_MAX bytes; taken by local_file, dropped by the next write_chunk.
         self._recent = threading.local()
+        # SHA-256 of uploads whose bytes all came through this process (see finished_data).
+        self.running = RunningDigests()
 
     def probe(self) -> None:
         """Readiness: write and remove a tiny object; StorageUnavailable when that fails."""
@@ -199,7 +204,9 @@ class S3Store:
             raise OffsetMismatch(offset, row.upload_offset)
         if row.stored or limit == 0:
             return 0
-        writer = PartWriter(self, row, parts, record_each=check is None)
+        digest = self.running.take(upload_id, offset)
+        before = digest.copy() if digest is not None and check is not None else None
+        writer = PartWriter(self, row, parts, record_each=check is None, digest=digest)
         try:
             received = writer.receive(source, limit)
             if received and check is not None:
@@ -207,14 +214,28 @@ class S3Store:
         except BaseException as exc:
             if check is not None:
                 writer.discard()
-            elif writer.filled and not isinstance(exc, StorageUnavailable):
-                # A plain body whose reading failed: what arrived is kept, as on disk.
-                with suppress(StorageUnavailable, UploadNotFound):
-                    writer.finish()
+                if before is not None:
+                    self.running.keep(upload_id, offset, before)  # nothing was recorded
+            else:
+                if writer.filled and not isinstance(exc, StorageUnavailable):
+                    # A plain body whose reading failed: what arrived is kept, as on disk.
+                    with suppress(StorageUnavailable, UploadNotFound):
+                        writer.finish()
+                if digest is not None:
+                    self._keep_if_recorded(upload_id, writer.total, digest)
             raise
         if received:
             writer.finish()
+        if digest is not None:
+            self.running.keep(upload_id, writer.total, digest)
         return received
+
+    def _keep_if_recorded(self, upload_id: str, total: int, digest: Any) -> None:
+        """After a failed write: the digest stays only if the store recorded every byte it saw."""
+        with suppress(Exception), self.db.connect() as conn:
+            row = conn.execute(_ROW, {"upload_id": upload_id}).first()
+            if row is not None and row.gone_reason is None and row.upload_offset == total:
+                self.running.keep(upload_id, total, digest)
 
     def make_durable(self, upload_id: str) -> None:
         """Complete the multipart upload (or store the tail as the object): from here on the
@@ -315,6 +336,18 @@ class S3Store:
             self.digests.pop(name, None)
             path.unlink(missing_ok=True)
 
+    def finished_data(self, upload_id: str, size: int) -> FinishedData:
+        """With the SHA-256 when this process hashed every byte as it arrived: a hook that
+        needs no more than size, digest and the object (an upload too large to be an image)
+        then reads nothing back. Call it once, after make_durable."""
+        return FinishedData(
+            upload_id,
+            size,
+            functools.partial(self.local_file, upload_id),
+            sha256=self.running.finished(upload_id, size),
+            origin=(self.bucket, self.key(upload_id)),
+        )
+
     def hand_over(self, key: str) -> bool:
         """The finished object at `key` (a local_file() origin) now belongs to the caller, a
         capture store in the same bucket, which keeps it as the capture's original instead of
@@ -373,6 +406,7 @@ class S3Store:
         """S3 first (abort the multipart upload, delete tail and object), then the tombstone:
         if S3 fails, nothing changes and the caller can try again."""
         key = self.key(upload_id)
+        self.running.drop(upload_id)
         with self.db.connect() as conn:
             row = conn.execute(_ROW, {"upload_id": upload_id}).first()
         if row is not None and row.gone_reason is None:

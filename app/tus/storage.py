@@ -152,6 +152,21 @@ class ChunkSource(Protocol):
     def readinto(self, buffer: memoryview, /) -> int: ...
 
 
+@dataclass(frozen=True)
+class FinishedData:
+    """A complete upload's bytes as its finish hook gets them. `local_file()` gives them as a
+    local file for a with-block (on S3 a download, removed afterwards). When the store knows
+    the SHA-256 without reading the data (it hashed the bytes as they arrived) and where they
+    are (`origin`: bucket and key of the object), a hook that needs no more than size, digest
+    and location can do without the download."""
+
+    upload_id: str
+    size: int
+    local_file: Callable[[], AbstractContextManager[Path]]
+    sha256: str | None = None
+    origin: tuple[str, str] | None = None
+
+
 class Storage(Protocol):
     """Every method taking an upload id raises UploadNotFound or UploadGone for one it does
     not hold; StorageUnavailable when the store cannot be reached."""
@@ -178,7 +193,10 @@ class Storage(Protocol):
         """Before the finish hook: after a crash the whole upload is still there."""
 
     def local_file(self, upload_id: str) -> AbstractContextManager[Path]:
-        """The whole data as a local file while the with-block runs (for the finish hook)."""
+        """The whole data as a local file while the with-block runs."""
+
+    def finished_data(self, upload_id: str, size: int) -> FinishedData:
+        """What the finish hook gets of a complete, durable upload of `size` bytes."""
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
         """The stored bytes in blocks (GET); UploadIncomplete where an unfinished upload

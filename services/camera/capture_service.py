@@ -2,7 +2,7 @@
 rejected (with a short reason, bytes kept) or duplicate -- with its files, in one transaction.
 
 No HTTP here: the tus finish hook, the CLI and tests call it with a Session, a CaptureStore,
-a path or stream, and plain values.
+a path, a stream or a finished tus upload, and plain values.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.camera import imaging
-from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile
+from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile, UploadSource
 from services.models import Capture, CaptureSession, CaptureStatus, utcnow
 
 # Statements run for every upload are built once: SQLAlchemy then reuses their cache key rather
@@ -110,7 +110,7 @@ class CameraCaptureService:
     def save_capture(
         self,
         session_id: int,
-        file_data: Path | BinaryIO,
+        file_data: Path | BinaryIO | UploadSource,
         capture_trigger: str = "manual",
         assessment_id: int | None = None,
         capture_type: str = "photo",
@@ -138,7 +138,17 @@ class CameraCaptureService:
         extra: dict[str, Any] = {}
         if upload.expected_sha256:
             extra["expected_sha256"] = upload.expected_sha256.lower()
-        staged = self.store.stage(file_data, block_size=BLOCK_SIZE, durable=upload.source_durable)
+        if isinstance(file_data, UploadSource):
+            staged = self.store.stage_upload(
+                file_data,
+                block_size=BLOCK_SIZE,
+                durable=upload.source_durable,
+                needed_up_to=self.max_image_bytes,
+            )
+        else:
+            staged = self.store.stage(
+                file_data, block_size=BLOCK_SIZE, durable=upload.source_durable
+            )
         created: list[str] = []
         try:
             capture = NewCapture(
@@ -176,7 +186,8 @@ class CameraCaptureService:
             self._remove_unreferenced(created)
             raise
         finally:
-            self.store.discard(staged.path)
+            if staged.path is not None:
+                self.store.discard(staged.path)
         return CaptureResult.of(capture)
 
     def reprocess(self, capture_id: int) -> CaptureResult:
@@ -204,18 +215,18 @@ class CameraCaptureService:
         expected = capture.metadata_extra.get("expected_sha256")
         if expected and expected != staged.sha256:
             self._reject(capture, f"sha256 mismatch: expected {expected}, got {staged.sha256}")
-            self._publish_original(capture, staged.path, created)
+            self._publish_original(capture, staged, created)
             return
-        with staged.path.open("rb") as fh:
-            head = fh.read(1024)
-        if imaging.sniff_format(head) is None:
+        head = staged.head
+        fmt = imaging.sniff_format(head)
+        if fmt is None:
             # Not JPEG, PNG or WebP by its magic bytes: Pillow, opened with just those formats,
             # cannot identify it either, so process_image would reject it with exactly this
             # reason. Deciding here skips Pillow and the twin query: bytes with an accepted twin
             # would have had the same magic bytes. (Random or foreign files are common: the
             # benchmarks upload random bytes, and a wrong file picker sends PDFs.)
             self._reject(capture, imaging.unsupported_reason(head))
-            self._publish_original(capture, staged.path, created)
+            self._publish_original(capture, staged, created)
             return
         twin = self._accepted_twin(capture.session_id, staged.sha256)
         if twin is not None:
@@ -226,8 +237,15 @@ class CameraCaptureService:
                 setattr(capture, name, getattr(twin, name))
             capture.taken_at = twin.taken_at
             return
-        self._inspect(capture, staged.path, created, replace_thumbnail=False)
-        self._publish_original(capture, staged.path, created)
+        if staged.size > self.max_image_bytes or staged.path is None:
+            # process_image would say the same before reading further; an upload staged by
+            # reference (too large, on S3) is never read at all.
+            self._reject(capture, imaging.too_large_reason(staged.size, self.max_image_bytes))
+            capture.format = fmt
+            capture.width = capture.height = None
+        else:
+            self._inspect(capture, staged.path, created, replace_thumbnail=False)
+        self._publish_original(capture, staged, created)
 
     def _revalidate(self, capture: Capture, created: list[str]) -> None:
         relative = capture.original_path
@@ -288,10 +306,9 @@ class CameraCaptureService:
         capture.thumbnail_path = relative
 
     def _publish_original(
-        self, capture: Capture | NewCapture, staged: Path, created: list[str]
+        self, capture: Capture | NewCapture, staged: StagedFile, created: list[str]
     ) -> None:
-        with staged.open("rb") as fh:
-            fmt = imaging.sniff_format(fh.read(1024))  # HEIF brands follow the first 16 bytes
+        fmt = imaging.sniff_format(staged.head)  # HEIF brands follow the first 16 bytes
         ext = imaging.FORMAT_EXT.get(fmt or "", "bin")
         stored, created_now = self.store.publish_original(
             staged, self.store.original_name(capture.sha256, ext)

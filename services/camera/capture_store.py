@@ -19,26 +19,52 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 BLOCK_SIZE = 1 << 20
+HEAD_BYTES = 1024  # the first bytes of a staged file: what tells its format (imaging.sniff_format)
 # Captures carry people's photos and GPS positions: readable by the service user only, whatever
 # the umask (modes are set explicitly after creation, as a umask can only take bits away).
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
+@runtime_checkable
+class UploadSource(Protocol):
+    """A finished tus upload as the tus server hands it to its finish hook
+    (app/tus/storage.py, FinishedData)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def sha256(self) -> str | None:
+        """Known without reading the data, or None."""
+
+    @property
+    def origin(self) -> tuple[str, str] | None:
+        """(bucket, key) of the object that holds the data, or None."""
+
+    def local_file(self) -> AbstractContextManager[Path]:
+        """The data as a local file for the with-block."""
+        ...
+
+
 @dataclass(frozen=True)
 class StagedFile:
-    """The upload's bytes under root/tmp, with the digest computed while they were read once."""
+    """The upload's bytes under root/tmp, with the digest computed while they were read once.
+    `path` is None for an upload staged by reference (S3CaptureStore.stage_upload): its bytes
+    stay in the object at `origin` and only its head was read."""
 
-    path: Path
+    path: Path | None
     sha256: str
     size: int
     linked: bool  # a hard link to the tus data file rather than a copy
+    head: bytes = b""  # the first HEAD_BYTES bytes
+    origin: str | None = None  # the object key of an upload staged by reference
 
 
 class CaptureStore:
@@ -113,7 +139,7 @@ class CaptureStore:
                     self._durable.add(temp)
                     _make_private(temp)  # one inode: the tus data file becomes private too
                     digest, size = known or _hash_file(temp, block_size)
-                    return StagedFile(temp, digest, size, linked=True)
+                    return StagedFile(temp, digest, size, linked=True, head=_head(temp))
                 with open(source, "rb") as src:
                     digest, size = _copy_hashing(src, temp, block_size)
             else:
@@ -123,7 +149,22 @@ class CaptureStore:
             temp.unlink(missing_ok=True)
             raise
         self._durable.add(temp)
-        return StagedFile(temp, digest, size, linked=False)
+        return StagedFile(temp, digest, size, linked=False, head=_head(temp))
+
+    def stage_upload(
+        self,
+        upload: UploadSource,
+        *,
+        block_size: int = BLOCK_SIZE,
+        durable: bool = False,
+        needed_up_to: int | None = None,
+    ) -> StagedFile:
+        """stage() for a finished tus upload. `needed_up_to`: the caller reads the bytes of an
+        upload up to this size only (larger ones are rejected unread), so a store that can
+        stage a larger one by reference may (S3CaptureStore); here it is always staged."""
+        known = (upload.sha256, upload.size) if upload.sha256 else None
+        with upload.local_file() as path:
+            return self.stage(path, block_size=block_size, durable=durable, known=known)
 
     @contextmanager
     def temp_file(self, suffix: str = "") -> Iterator[Path]:
@@ -164,10 +205,12 @@ class CaptureStore:
         _fsync_dir(final.parent)
         return created
 
-    def publish_original(self, temp: Path, relative: str) -> tuple[str, bool]:
+    def publish_original(self, staged: StagedFile, relative: str) -> tuple[str, bool]:
         """Store a staged upload as a capture's original: (the name it is stored under, True if
         this call created it). Here: publish() under the content-addressed name."""
-        return relative, self.publish(temp, relative)
+        if staged.path is None:
+            raise ValueError("the file store stages every upload on its disk")
+        return relative, self.publish(staged.path, relative)
 
     def discard(self, temp: Path) -> None:
         self._durable.discard(temp)
@@ -180,6 +223,11 @@ class CaptureStore:
         except FileNotFoundError:
             return False
         return True
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(HEAD_BYTES)
 
 
 def _hash_file(path: Path, block_size: int) -> tuple[str, int]:

@@ -184,6 +184,10 @@ def check_declared_type(declared_type: str | None, fmt: str) -> None:
         raise ImageRejected(f"declared {declared} but the file is {fmt}", format=fmt)
 
 
+def too_large_reason(size: int, max_bytes: int) -> str:
+    return f"file is {size} bytes; images larger than {max_bytes} bytes are not accepted"
+
+
 def process_image(
     path: Path,
     *,
@@ -209,10 +213,7 @@ def process_image(
             raise ImageRejected(unsupported_reason(head))
         size = os.fstat(fh.fileno()).st_size
         if size > max_bytes:
-            raise ImageRejected(
-                f"file is {size} bytes; images larger than {max_bytes} bytes are not accepted",
-                format=fmt,
-            )
+            raise ImageRejected(too_large_reason(size, max_bytes), format=fmt)
         try:
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                 layout = structure.walk(mm, fmt)

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from services.camera.capture_store import BLOCK_SIZE, CaptureStore, StagedFile
+from services.camera.capture_store import (
+    BLOCK_SIZE,
+    HEAD_BYTES,
+    CaptureStore,
+    StagedFile,
+    UploadSource,
+)
 
 log = logging.getLogger(__name__)
 COPY_MIN_BYTES = 8 << 20  # from this size an original is copied inside S3, not uploaded
@@ -111,22 +117,62 @@ class S3CaptureStore(CaptureStore):
             known = self.uploads.digests.get(str(source))
         staged = super().stage(source, block_size=block_size, durable=durable, known=known)
         origin = self.origins.get(str(source)) if isinstance(source, Path) else None
-        if origin is not None and origin[0] == self.bucket:
+        if origin is not None and origin[0] == self.bucket and staged.path is not None:
             self._origin_of[staged.path] = (origin[1], staged.size)
         return staged
 
-    def publish_original(self, temp: Path, relative: str) -> tuple[str, bool]:
+    def stage_upload(
+        self,
+        upload: UploadSource,
+        *,
+        block_size: int = BLOCK_SIZE,
+        durable: bool = False,
+        needed_up_to: int | None = None,
+    ) -> StagedFile:
+        """An upload larger than `needed_up_to` whose digest the tus store knows and whose
+        object is in this bucket is staged by reference: only its first bytes are read, not
+        the whole object (a 1 GiB upload cost seconds of download for nothing but a digest).
+        Any other upload is downloaded and staged."""
+        origin = upload.origin
+        if (
+            needed_up_to is not None
+            and upload.size > needed_up_to
+            and upload.sha256
+            and origin is not None
+            and origin[0] == self.bucket
+        ):
+            with self._s3("reading the start of an upload"):
+                got = self.client.get_object(
+                    Bucket=self.bucket, Key=origin[1], Range=f"bytes=0-{HEAD_BYTES - 1}"
+                )
+                try:
+                    head = got["Body"].read()
+                finally:
+                    got["Body"].close()
+            return StagedFile(
+                None, upload.sha256, upload.size, linked=False, head=head, origin=origin[1]
+            )
+        return super().stage_upload(
+            upload, block_size=block_size, durable=durable, needed_up_to=needed_up_to
+        )
+
+    def publish_original(self, staged: StagedFile, relative: str) -> tuple[str, bool]:
         """An original staged from a finished tus upload in this bucket is taken over: no
         copy, no upload; its name is `uploads/<upload id>`. Never "created" here, so a failed
         capture never deletes it (the finish hook runs again and takes it over again). Any
-        other file is published under its content-addressed name."""
-        origin = self._origin_of.get(temp)
-        if origin is not None and self.uploads is not None:
-            key = origin[0]
-            if self.uploads.hand_over(key):
-                self.discard(temp)
-                return HANDED_OVER + key.rsplit("/", 1)[-1], False
-        return relative, self.publish(temp, relative)
+        other file is published under its content-addressed name (an upload staged by
+        reference that cannot be taken over: by a copy inside S3)."""
+        key = staged.origin
+        if key is None and staged.path is not None:
+            key = self._origin_of.get(staged.path, (None, 0))[0]
+        if key is not None and self.uploads is not None and self.uploads.hand_over(key):
+            if staged.path is not None:
+                self.discard(staged.path)
+            return HANDED_OVER + key.rsplit("/", 1)[-1], False
+        if staged.path is None:
+            assert staged.origin is not None
+            return relative, self._copy(staged.origin, self.key(relative), replace=False)
+        return relative, self.publish(staged.path, relative)
 
     def discard(self, temp: Path) -> None:
         self._origin_of.pop(temp, None)

@@ -25,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from services.camera.capture_service import CameraCaptureService, CaptureResult, FinishedUpload
 from services.camera.capture_store import CaptureStore
 from services.models import Assessment, Base, CaptureSession, Role, User, utcnow
+from tests.tus.s3fixtures import tus_database, tus_template  # noqa: F401  (the tus S3 store's)
 
 
 @pytest.fixture

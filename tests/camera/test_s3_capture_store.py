@@ -7,16 +7,21 @@ import hashlib
 import io
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from app.tus.storage import UploadRecord
+from services.camera import imaging
 from services.camera.capture_service import CameraCaptureService, FinishedUpload
 from services.camera.s3_capture_store import CaptureStoreUnavailable, S3CaptureStore
-from services.models import Capture
+from services.models import Capture, utcnow
 from tests.support import images
 from tests.support.seaweedfs import SeaweedFS
+from tests.tus.s3fixtures import make_s3_store
 
 from .conftest import World
 from .helpers import stored_files
@@ -135,3 +140,53 @@ def test_a_large_file_downloaded_from_the_same_bucket_is_published_by_a_copy_ins
     again = store.stage(download, durable=True)
     assert store.publish(again.path, "originals/ab/y.jpg") is False  # already there
     assert not staged.path.exists() and not again.path.exists()
+
+
+@pytest.mark.parametrize("finishing_node", ["the writer", "another node"])
+def test_an_upload_too_large_to_be_an_image_is_recorded_without_a_download_where_hashed(
+    db: Session,
+    world: World,
+    seaweedfs: SeaweedFS,
+    s3_bucket: str,
+    tus_database: Engine,
+    tmp_path: Path,
+    finishing_node: str,
+) -> None:
+    """The node that received every byte knows the SHA-256: a capture too large to decode is
+    then recorded (rejected, digest, size, the upload's object as original) from the first
+    bytes alone. Another node reads the object once to hash it; both record the same."""
+    writer = make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
+    finisher = writer
+    if finishing_node == "another node":
+        finisher = make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
+        finisher.prefix = writer.prefix
+    data = images.jpeg(64, 48) + secrets.token_bytes(6 << 20)  # a JPEG head, 6 MiB in all
+    upload_id = secrets.token_hex(16)
+    writer.create(UploadRecord(id=upload_id, owner="1", length=len(data), created_at=utcnow()))
+    half = len(data) // 2
+    writer.write_chunk(upload_id, io.BytesIO(data[:half]), 0, len(data))
+    writer.write_chunk(upload_id, io.BytesIO(data[half:]), half, len(data) - half)
+    finisher.make_durable(upload_id)
+    downloads: list[str] = []
+    local_file = finisher.local_file
+
+    def counted(upload_id: str) -> Any:
+        downloads.append(upload_id)
+        return local_file(upload_id)
+
+    finisher.local_file = counted  # type: ignore[method-assign]
+    store = S3CaptureStore(tmp_path / "staging", finisher.client, s3_bucket, "c", uploads=finisher)
+    result = CameraCaptureService(db, store, max_image_bytes=1 << 20).save_capture(
+        world.open_session.id,
+        finisher.finished_data(upload_id, len(data)),
+        upload=FinishedUpload(upload_id, "big.jpg", source_durable=True),
+    )
+    assert downloads == ([] if finishing_node == "the writer" else [upload_id])
+    capture = db.get(Capture, result.capture_id)
+    assert capture is not None and result.status == "rejected"
+    assert result.reason == imaging.too_large_reason(len(data), 1 << 20)
+    assert (capture.sha256, capture.bytes) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert capture.format == "JPEG" and capture.thumbnail_path is None
+    assert capture.original_path == f"uploads/{upload_id}"  # taken over, not copied
+    assert object_bytes(store, capture.original_path) == data
+    assert stored_files(store.root) == [] and list(tmp_path.glob("tus-*")) == []

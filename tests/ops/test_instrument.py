@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from app.ops import metrics
 from app.ops.instrument import MeteredLocker, metadata_session_id, observed_hooks
-from app.tus import FileLocker, Hooks, LockTimeout, UploadInfo
+from app.tus import FileLocker, FinishedData, Hooks, LockTimeout, UploadInfo
 from tests.app.helpers import add_user, token_for
 from tests.support.tus import capture_metadata, encode_metadata
 from tuscam_gunicorn.jsonlog import JsonFormatter, scrub, scrub_query
@@ -83,7 +83,7 @@ def test_an_exception_inside_the_lock_releases_it(tmp_path: Path) -> None:
 def test_a_failing_finish_hook_is_counted_logged_and_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def finish(_info: UploadInfo, _path: Path) -> dict[str, str]:
+    def finish(_info: UploadInfo, _data: FinishedData) -> dict[str, str]:
         raise RuntimeError("database went away")
 
     hooks = observed_hooks(Hooks(finish=finish))

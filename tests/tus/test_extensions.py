@@ -16,6 +16,7 @@ from app.tus.config import TusConfig
 from app.tus.handler import TusHandler
 from app.tus.hooks import Hooks, UploadInfo
 from app.tus.maintenance import cleanup
+from app.tus.storage import FinishedData
 from tests.tus.conftest import OCTETS, Client, Clock, make_handler, meta
 
 
@@ -33,8 +34,9 @@ def finished() -> Finished:
 
 @pytest.fixture
 def hooks(finished: list[tuple[UploadInfo, bytes]]) -> Hooks:
-    def finish(info: UploadInfo, path: Path) -> dict[str, str]:
-        finished.append((info, path.read_bytes()))
+    def finish(info: UploadInfo, data: FinishedData) -> dict[str, str]:
+        with data.local_file() as path:
+            finished.append((info, path.read_bytes()))
         return {"Tuscam-Capture-Id": str(len(finished))}
 
     return Hooks(finish=finish)

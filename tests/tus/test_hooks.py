@@ -13,6 +13,7 @@ from app.tus.config import TusConfig
 from app.tus.handler import TusHandler
 from app.tus.hooks import CreateContext, HookRefused, Hooks, UploadInfo
 from app.tus.maintenance import reconcile
+from app.tus.storage import FinishedData
 from tests.tus.conftest import Client, make_handler, meta
 
 
@@ -24,12 +25,13 @@ class Recorder:
         self.failures = 0
         self.guard = threading.Lock()
 
-    def __call__(self, info: UploadInfo, path: Path) -> dict[str, str]:
+    def __call__(self, info: UploadInfo, data: FinishedData) -> dict[str, str]:
         with self.guard:
             if self.failures:
                 self.failures -= 1
                 raise RuntimeError("database is down")
-            self.calls.append((info.id, path.read_bytes()))
+            with data.local_file() as path:
+                self.calls.append((info.id, path.read_bytes()))
             return {"Tuscam-Capture-Id": str(len(self.calls)), "Tuscam-Capture-Status": "accepted"}
 
 
@@ -169,14 +171,14 @@ def test_the_data_is_durable_before_the_finish_hook_runs(
         make_durable(upload_id)
 
     handler.store.make_durable = spy  # type: ignore[method-assign]
-    handler.hooks.finish = lambda info, path: events.append("finish") or {}
+    handler.hooks.finish = lambda info, data: events.append("finish") or {}
     upload_id = client.create(1)
     assert client.patch(upload_id, 0, b"x").status == 204
     assert events == ["fsync", "finish"]
 
 
 def test_finish_headers_are_made_safe_for_a_response(handler: TusHandler, client: Client) -> None:
-    handler.hooks.finish = lambda info, path: {"Tuscam-Capture-Reason": "bad\r\nX-Evil: 1 é"}
+    handler.hooks.finish = lambda info, data: {"Tuscam-Capture-Reason": "bad\r\nX-Evil: 1 é"}
     upload_id = client.create(1)
     r = client.patch(upload_id, 0, b"x")
     assert r.headers["Tuscam-Capture-Reason"] == "bad??X-Evil: 1 ?"

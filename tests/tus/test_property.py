@@ -14,8 +14,15 @@ from hypothesis import strategies as st
 from app.tus.config import TusConfig
 from app.tus.handler import TusHandler
 from app.tus.hooks import Hooks
+from app.tus.storage import FinishedData
 from tests.tus.conftest import Client, file_parts
 from tests.tus.test_streaming import CutStream
+
+
+def read_finished(done: FinishedData) -> bytes:
+    with done.local_file() as path:
+        return path.read_bytes()
+
 
 step = st.tuples(
     st.integers(min_value=0, max_value=3000),
@@ -31,7 +38,7 @@ def test_any_sequence_of_chunks_cuts_and_retries_rebuilds_the_file(
     data = bytes((i * 7 + size) % 251 for i in range(size))
     finished: list[bytes] = []
     with tempfile.TemporaryDirectory() as tmp:
-        hooks = Hooks(finish=lambda info, path: finished.append(path.read_bytes()) or {})
+        hooks = Hooks(finish=lambda info, done: finished.append(read_finished(done)) or {})
         store, locker = file_parts(Path(tmp), block_size=512)
         handler = TusHandler(store, locker, hooks, TusConfig())
         client = Client(handler)

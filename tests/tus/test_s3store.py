@@ -412,3 +412,78 @@ def test_only_a_stored_live_upload_of_the_store_can_be_handed_over(s3_store: S3S
     s3_store.terminate(done, "terminated", NOW)
     assert not s3_store.hand_over(s3_store.key(done))  # gone
     assert not object_exists(s3_store, s3_store.key(done))  # and termination removed it
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    plan=st.lists(
+        st.tuples(
+            st.sampled_from([1, 4096, 300 << 10, 6 * MiB]),
+            st.sampled_from(["a", "b"]),
+            st.sampled_from(["ok", "cut", "raised", "refused"]),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_the_digest_of_a_finished_upload_is_exact_or_absent(
+    s3_store: S3Store,
+    tus_database: Engine,
+    seaweedfs: SeaweedFS,
+    s3_bucket: str,
+    tmp_path: Path,
+    plan: list[tuple[int, str, str]],
+) -> None:
+    """Chunks through two nodes, cut, failed or refused by their check: a node that saw every
+    stored byte knows the upload's SHA-256; any other knows none. Never a wrong one."""
+    other = make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
+    other.prefix = s3_store.prefix
+    nodes = {"a": s3_store, "b": other}
+    data = secrets.token_bytes(sum(size for size, _, _ in plan))
+    upload_id = new_upload(s3_store, len(data))
+    offset, used = 0, set()
+
+    def refuse() -> None:
+        raise ValueError("checksum mismatch")
+
+    for size, name, how in plan:
+        store, piece = nodes[name], data[offset : offset + size]
+        used.add(name)
+        if how == "ok":
+            store.write_chunk(upload_id, Source(piece), offset, len(data) - offset)
+        elif how == "cut":
+            store.write_chunk(upload_id, Source(piece, cut=size // 2), offset, len(data) - offset)
+        elif how == "raised":
+            with pytest.raises(ConnectionResetError):
+                chunk = Source(piece, cut=size // 2, fail=True)
+                store.write_chunk(upload_id, chunk, offset, len(data) - offset)
+        else:
+            with pytest.raises(ValueError):
+                store.write_chunk(upload_id, Source(piece), offset, None, check=refuse)
+        offset = s3_store.get_info(upload_id).offset
+    last = nodes[plan[-1][1]]
+    if offset < len(data):
+        last.write_chunk(upload_id, Source(data[offset:]), offset, len(data) - offset)
+    last.make_durable(upload_id)
+    expected = hashlib.sha256(data).hexdigest()
+    for name, store in nodes.items():
+        got = store.finished_data(upload_id, len(data)).sha256
+        assert got in (None, expected)
+        if used == {name}:
+            assert got == expected
+    s3_store.terminate(upload_id, "terminated", NOW)
+
+
+def test_a_finished_upload_tells_its_object_and_still_gives_its_bytes(s3_store: S3Store) -> None:
+    data = secrets.token_bytes(6 * MiB)
+    upload_id = new_upload(s3_store, len(data))
+    s3_store.write_chunk(upload_id, Source(data), 0, len(data))
+    s3_store.make_durable(upload_id)
+    finished = s3_store.finished_data(upload_id, len(data))
+    assert finished.origin == (s3_store.bucket, s3_store.key(upload_id))
+    assert finished.sha256 == hashlib.sha256(data).hexdigest() and finished.size == len(data)
+    with finished.local_file() as path:
+        assert path.read_bytes() == data
+    assert s3_store.finished_data(upload_id, len(data)).sha256 is None  # told once

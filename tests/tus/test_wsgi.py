@@ -40,7 +40,7 @@ def tus_app(tmp_path: Path) -> TusWsgiApp:
         body_poll_interval=0.05,
         body_idle_timeout=0.4,
     )
-    hooks = Hooks(finish=lambda info, path: {"Tuscam-Capture-Id": "42"})
+    hooks = Hooks(finish=lambda info, data: {"Tuscam-Capture-Id": "42"})
     handler = make_handler(tmp_path / "uploads", config, hooks)
 
     def authenticate(environ: dict[str, Any]) -> tuple[str, bool] | None:
