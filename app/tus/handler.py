@@ -568,7 +568,9 @@ class TusHandler:
             return self.store.read_data(upload_id)
         except UploadIncomplete:
             raise errors.not_readable_yet() from None
-        except (UploadNotFound, UploadGone):
+        except UploadGone as exc:  # since it was loaded (a capture store deleted its object)
+            raise errors.upload_gone(exc.reason) from None
+        except UploadNotFound:
             raise errors.upload_not_found() from None
 
     # --- shared by the methods --------------------------------------------------------------

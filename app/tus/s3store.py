@@ -375,7 +375,9 @@ class S3Store:
 
     def read_data(self, upload_id: str) -> Iterator[bytes]:
         """The stored bytes in blocks. An unfinished upload whose bytes are in parts cannot be
-        read (S3 reads no parts of an open multipart upload): UploadIncomplete."""
+        read (S3 reads no parts of an open multipart upload): UploadIncomplete. A finished
+        upload whose object the capture store took over and has since deleted: UploadGone
+        (retired), as after the retention period."""
         row = self._row(upload_id)
         if row.stored:
             key = self.key(upload_id)
@@ -386,7 +388,12 @@ class S3Store:
         else:
             raise UploadIncomplete(upload_id)
         with self._s3("reading the upload"):
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except self.client.exceptions.NoSuchKey:
+                if not (row.stored and row.handed_over):
+                    raise
+                raise UploadGone(upload_id, "retired", row.owner, _to_record(row)) from None
         return self._blocks(body)
 
     def _blocks(self, body: Any) -> Iterator[bytes]:

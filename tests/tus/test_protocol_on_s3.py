@@ -38,3 +38,27 @@ def test_get_of_an_unfinished_upload_in_parts_is_409_until_it_is_complete(
     r = client.request("GET", upload_id)
     assert r.status == 200 and r.stream is not None
     assert sum(len(block) for block in r.stream) == 9 << 20
+
+
+def test_get_of_an_upload_whose_object_its_capture_took_over_and_deleted_is_410(
+    client: Client,  # noqa: F405
+    s3_store: S3Store,
+) -> None:
+    upload_id = client.create(1000)
+    assert client.patch(upload_id, 0, b"x" * 1000).status == 204
+    key = s3_store.key(upload_id)
+    assert s3_store.hand_over(key)  # the capture's original now
+    assert client.request("GET", upload_id).status == 200
+    s3_store.client.delete_object(Bucket=s3_store.bucket, Key=key)  # the capture deleted it
+    r = client.request("GET", upload_id)
+    assert r.status == 410 and b"gone" in r.body.lower()
+
+
+def test_get_of_an_upload_whose_object_vanished_is_a_store_failure_not_gone(
+    client: Client,  # noqa: F405
+    s3_store: S3Store,
+) -> None:
+    upload_id = client.create(1000)
+    assert client.patch(upload_id, 0, b"x" * 1000).status == 204
+    s3_store.client.delete_object(Bucket=s3_store.bucket, Key=s3_store.key(upload_id))
+    assert client.request("GET", upload_id).status == 503  # never handed over: lost, not gone
