@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from tuscam_gunicorn import jsonlog, prometheus
+from tuscam_gunicorn import jsonlog, memory, prometheus
 
 worker_class = "gthread"
 workers = int(os.environ.get("WORKERS", "6"))
@@ -52,6 +52,7 @@ def on_starting(server: Arbiter) -> None:
 
 def post_fork(server: Arbiter, worker: Worker) -> None:
     jsonlog.route_app_logs(server.log)
+    memory.release_large_blocks()  # a big upload's buffers do not stay in the worker
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:
