@@ -7,10 +7,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.tus.s3schema import tus_upload_parts, tus_uploads
-from app.tus.storage import StorageUnavailable, UploadNotFound
+from app.tus.storage import OffsetMismatch, StorageUnavailable, UploadNotFound
 
 if TYPE_CHECKING:
     from app.tus.s3store import S3Store
@@ -23,11 +24,24 @@ READ_BLOCK = 1 << 20  # blocks of GET bodies and downloads
 
 # The upload's S3 state after a write, built once (the values are bound per call).
 _STATE = ("upload_offset", "multipart_id", "tail_key", "tail_size", "stored")
+# Conditional on the offset the writer last saw recorded: a writer that lost its lock (its
+# PostgreSQL session ended mid-request) and wrote on regardless changes nothing.
 _SET_STATE = (
     update(tus_uploads)
-    .where(tus_uploads.c.id == bindparam("uid"), tus_uploads.c.gone_reason.is_(None))
+    .where(
+        tus_uploads.c.id == bindparam("uid"),
+        tus_uploads.c.gone_reason.is_(None),
+        tus_uploads.c.upload_offset == bindparam("old_offset"),
+    )
     .values({name: bindparam(f"new_{name}") for name in _STATE})
 )
+_OFFSET = select(tus_uploads.c.upload_offset, tus_uploads.c.gone_reason).where(
+    tus_uploads.c.id == bindparam("uid")
+)
+
+
+class _Overtaken(Exception):
+    """Another writer recorded bytes since this one started (see PartWriter._overtaken)."""
 
 
 def part_size_for(max_size: int) -> int:
@@ -74,6 +88,7 @@ class PartWriter:
         self.tail_size: int = row.tail_size
         self.new_tail: str | None = None
         self.total = row.upload_offset  # bytes in S3 or in the buffer
+        self.recorded = row.upload_offset  # the offset this writer last saw in the row
         self.buffer: bytearray | None = None
         self.filled = 0
         self.stored = False
@@ -140,6 +155,10 @@ class PartWriter:
         number = (self.parts[-1].number if self.parts else 0) + len(self.pending) + 1
         if number > MAX_PARTS:
             raise StorageUnavailable(f"upload {self.upload_id} would need over 10,000 parts")
+        if self.multipart_id is not None and not isinstance(self.row, EmptyRow):
+            # A part of the same number uploaded by a writer that lost its lock would replace
+            # the recorded one in S3 (its ETag would then fail the completion): look first.
+            self._check_not_overtaken()
         with self.store._s3("storing a part of the upload"):
             if self.multipart_id is None:
                 created = self.store.client.create_multipart_upload(
@@ -212,25 +231,47 @@ class PartWriter:
         }
         # New parts and the offset that counts them commit together; an offset alone is one
         # statement, so it needs no transaction around it.
-        with self.store.engine.begin() if self.pending else self.store.db.connect() as conn:
-            if self.pending:
-                conn.execute(
-                    insert(tus_upload_parts),
-                    [
-                        {"upload_id": self.upload_id, "number": p.number}
-                        | {"size": p.size, "etag": p.etag}
-                        for p in self.pending
-                    ],
-                )
-            result = conn.execute(
-                _SET_STATE, {f"new_{k}": v for k, v in values.items()} | {"uid": self.upload_id}
-            )
-            if result.rowcount != 1:
-                raise UploadNotFound(self.upload_id)  # terminated meanwhile: strays now
+        params = {f"new_{k}": v for k, v in values.items()}
+        params |= {"uid": self.upload_id, "old_offset": self.recorded}
+        try:
+            with self.store.engine.begin() if self.pending else self.store.db.connect() as conn:
+                if self.pending:
+                    conn.execute(
+                        insert(tus_upload_parts),
+                        [
+                            {"upload_id": self.upload_id, "number": p.number}
+                            | {"size": p.size, "etag": p.etag}
+                            for p in self.pending
+                        ],
+                    )
+                if conn.execute(_SET_STATE, params).rowcount != 1:
+                    raise _Overtaken  # (or terminated): the transaction is rolled back
+        except (_Overtaken, IntegrityError):  # IntegrityError: those part numbers are taken
+            if tail_key and tail_key == self.new_tail:
+                self.store._delete_quietly(tail_key)  # nothing points to it
+            self._check_not_overtaken()
+            raise
+        self.recorded = offset
         self.parts, self.pending = parts, []
         old, self.tail_key, self.tail_size = self.tail_key, tail_key, tail_size
         if old and old != tail_key:
             self.store._delete_quietly(old)
+
+    def _check_not_overtaken(self) -> None:
+        """UploadNotFound if the upload is gone, OffsetMismatch if another writer recorded
+        bytes since this one last did (it held the lock this one lost)."""
+        with self.store.db.connect() as conn:
+            row = conn.execute(_OFFSET, {"uid": self.upload_id}).first()
+        if row is None or row.gone_reason is not None:
+            raise UploadNotFound(self.upload_id)  # terminated meanwhile: strays now
+        if row.upload_offset != self.recorded:
+            log.warning(
+                "upload %s: another writer recorded offset %d while this one held %d",
+                self.upload_id,
+                row.upload_offset,
+                self.recorded,
+            )
+            raise OffsetMismatch(self.recorded, row.upload_offset)
 
     def complete_new(self) -> None:
         """Concatenation: store what is left and complete the new object (no row yet)."""

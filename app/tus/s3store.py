@@ -219,7 +219,7 @@ class S3Store:
             else:
                 if writer.filled and not isinstance(exc, StorageUnavailable):
                     # A plain body whose reading failed: what arrived is kept, as on disk.
-                    with suppress(StorageUnavailable, UploadNotFound):
+                    with suppress(StorageUnavailable, UploadNotFound, OffsetMismatch):
                         writer.finish()
                 if digest is not None:
                     self._keep_if_recorded(upload_id, writer.total, digest)

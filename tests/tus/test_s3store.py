@@ -11,6 +11,7 @@ import tracemalloc
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -487,3 +488,64 @@ def test_a_finished_upload_tells_its_object_and_still_gives_its_bytes(s3_store: 
     with finished.local_file() as path:
         assert path.read_bytes() == data
     assert s3_store.finished_data(upload_id, len(data)).sha256 is None  # told once
+
+
+class Overtaking:
+    """A body during which another writer (a node that got the lock this one lost) writes at
+    the same offset: `meanwhile` runs once `at` bytes were read."""
+
+    def __init__(self, data: bytes, at: int, meanwhile: Any) -> None:
+        self.source = Source(data)
+        self.at, self.read, self.meanwhile = at, 0, meanwhile
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self.meanwhile is not None and self.read >= self.at:
+            self.meanwhile()
+            self.meanwhile = None
+        if self.meanwhile is not None:
+            buffer = buffer[: self.at - self.read]  # stop at `at` first
+        n = self.source.readinto(buffer)
+        self.read += n
+        return n
+
+
+@pytest.mark.parametrize(
+    ("first", "chunk"),
+    [(0, 300 << 10), (6 * MiB, 12 * MiB)],
+    ids=["tail", "parts"],
+)
+def test_a_writer_that_lost_its_lock_is_refused_and_changes_nothing(
+    s3_store: S3Store,
+    tus_database: Engine,
+    seaweedfs: SeaweedFS,
+    s3_bucket: str,
+    tmp_path: Path,
+    first: int,
+    chunk: int,
+) -> None:
+    """Stale writer A and the lock's new holder B write at the same offset: B's bytes are
+    recorded, A gets OffsetMismatch (409) without replacing B's part or tail, and the upload
+    finishes byte-exact from B's offset."""
+    other = make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
+    other.prefix = s3_store.prefix
+    length = first + 2 * chunk
+    mine, theirs = secrets.token_bytes(length), secrets.token_bytes(length)
+    upload_id = new_upload(s3_store, length)
+    if first:
+        s3_store.write_chunk(upload_id, Source(mine[:first]), 0, length)  # a multipart upload
+    recorded: list[int] = []
+
+    def node_b_writes() -> None:
+        recorded.append(other.write_chunk(upload_id, Source(theirs[first:][:chunk]), first, None))
+
+    stale = Overtaking(mine[first:][:chunk], chunk // 2 if not first else 9 * MiB, node_b_writes)
+    with pytest.raises(OffsetMismatch) as refused:
+        s3_store.write_chunk(upload_id, stale, first, None)
+    assert recorded == [chunk]
+    assert (refused.value.expected, refused.value.stored) == (first, first + chunk)
+    assert s3_store.get_info(upload_id).offset == first + chunk
+    tails = [k for k in keys(s3_store) if ".tail-" in k]
+    assert len(tails) <= 1  # B's, if any: A's new tail was removed
+    rest = theirs[first + chunk :]
+    s3_store.write_chunk(upload_id, Source(rest), first + chunk, len(rest))
+    assert stored_bytes(s3_store, upload_id) == mine[:first] + theirs[first:]
