@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy import inspect as sa_inspect
@@ -138,9 +138,11 @@ class CameraCaptureService:
         extra: dict[str, Any] = {}
         if upload.expected_sha256:
             extra["expected_sha256"] = upload.expected_sha256.lower()
-        if isinstance(file_data, UploadSource):
+        # Duck-typed: isinstance() against a runtime-checkable Protocol costs more than the rest
+        # of this branch (measured in a photo upload's CPU profile).
+        if hasattr(file_data, "local_file"):
             staged = self.store.stage_upload(
-                file_data,
+                cast(UploadSource, file_data),
                 block_size=BLOCK_SIZE,
                 durable=upload.source_durable,
                 needed_up_to=self.max_image_bytes,

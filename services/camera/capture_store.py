@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol
 
 BLOCK_SIZE = 1 << 20
 HEAD_BYTES = 1024  # the first bytes of a staged file: what tells its format (imaging.sniff_format)
@@ -32,7 +32,6 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 
 
-@runtime_checkable
 class UploadSource(Protocol):
     """A finished tus upload as the tus server hands it to its finish hook
     (app/tus/storage.py, FinishedData)."""
