@@ -1,5 +1,5 @@
 """FileLocker: per-upload locks that hold across threads and worker processes of one machine,
-fcntl.flock on `<key>.lock` (keys: upload ids, and owner keys for quotas).
+fcntl.flock on `<upload id>.lock`.
 
 Waiting is bounded (poll with LOCK_NB, up to the timeout; then LockTimeout, answered 423 because
 tus-js-client retries 423 after asking HEAD). flock excludes other descriptors of the same
@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.tus.fileio import remove
-from app.tus.protocol import is_lock_key, is_upload_id
+from app.tus.protocol import is_upload_id
 from app.tus.storage import LockTimeout
 
 RELEASE_TOUCH_INTERVAL = 0.2  # re-touch the release request while waiting (a holder clears it)
@@ -69,11 +69,9 @@ class FileLocker:
     def lock(
         self, key: str, timeout: float, *, request_release: bool = False
     ) -> Iterator[FileLock]:
-        if not is_lock_key(key):
-            raise ValueError(f"not a lock key: {key!r}")
-        # Owner keys' files are hidden (a leading dot): the folder lists uploads.
-        name = key if is_upload_id(key) else f".{key}"
-        held = FileLock(f"{self.directory}{os.sep}{name}.lock")
+        if not is_upload_id(key):
+            raise ValueError(f"not a lock key (an upload id): {key!r}")
+        held = FileLock(f"{self.directory}{os.sep}{key}.lock")
         fd = self._acquire(held, key, timeout, request_release)
         try:
             yield held
@@ -123,7 +121,7 @@ class FileLocker:
             return os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             pass
-        if self.link_to is not None and is_upload_id(upload_id):
+        if self.link_to is not None:
             try:
                 os.link(self.link_to(upload_id), path)
             except FileExistsError:

@@ -29,6 +29,7 @@ from app.tus.fileio import (
 from app.tus.ownerindex import OwnerIndex
 from app.tus.protocol import is_upload_id
 from app.tus.storage import (
+    Admit,
     ChunkSource,
     FinishedData,
     OffsetMismatch,
@@ -101,12 +102,20 @@ class FileStore:
 
     # --- records ------------------------------------------------------------------------------
 
-    def create(self, record: UploadRecord) -> None:
+    def create(self, record: UploadRecord, admit: Admit | None = None) -> None:
         fd = os.open(self._file(record.id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         # Nobody knows the id before the POST answers: the record is written in place.
         write_new(self._file(record.id, ".info"), _record_line(record))
-        self.owners.put(record)
+        if admit is None:
+            self.owners.put(record)
+            return
+        try:
+            self.owners.admit(record, admit)  # the quota, in the index's own transaction
+        except BaseException:
+            remove(self._file(record.id, ".info"))  # refused: as if never created
+            remove(self._file(record.id))
+            raise
 
     def get_info(self, upload_id: str) -> UploadRecord:
         try:
@@ -247,23 +256,31 @@ class FileStore:
             remove(self._file(upload_id, suffix))
         self.owners.drop(upload_id)
 
-    def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
+    def concatenate(
+        self, record: UploadRecord, part_ids: tuple[str, ...], admit: Admit | None = None
+    ) -> None:
         """Assemble the final's data under a temp name, then publish data and record: a crash
-        leaves either a whole final upload or none."""
+        leaves either a whole final upload or none. The quota (admit) is checked before a
+        byte is copied, and the index row taken back if the copy fails."""
+        record = replace(record, offset=record.length or 0)
+        if admit is not None:
+            self.owners.admit(record, admit)
         temp = self._path(record.id, f".{secrets.token_hex(4)}.tmp")
-        out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            for part_id in part_ids:
-                with open(self._path(part_id), "rb") as part:
-                    send_all(out, part.fileno(), os.fstat(part.fileno()).st_size)
-            os.fsync(out)
+            out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                for part_id in part_ids:
+                    with open(self._path(part_id), "rb") as part:
+                        send_all(out, part.fileno(), os.fstat(part.fileno()).st_size)
+                os.fsync(out)
+            finally:
+                os.close(out)
+            os.replace(temp, self._path(record.id))
         except BaseException:
-            os.close(out)
             temp.unlink(missing_ok=True)
+            self.owners.drop(record.id)
             raise
-        os.close(out)
-        os.replace(temp, self._path(record.id))
-        self.save_info(replace(record, offset=record.length or 0))
+        self.save_info(record)
 
     # --- housekeeping -------------------------------------------------------------------------
 

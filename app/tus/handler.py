@@ -4,6 +4,7 @@ settings are handed in by the caller (storage.py says what each must do)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -36,7 +37,6 @@ from app.tus.protocol import (
     http_date,
     is_upload_id,
     media_type,
-    owner_lock_key,
     parse_checksum,
     parse_concat,
     parse_defer_length,
@@ -44,10 +44,12 @@ from app.tus.protocol import (
     parse_uint,
 )
 from app.tus.storage import (
+    Admit,
     Lock,
     Locker,
     LockTimeout,
     OffsetMismatch,
+    OwnerUsage,
     Storage,
     StorageUnavailable,
     UploadGone,
@@ -267,12 +269,10 @@ class TusHandler:
             concat_header=final.header,
             parts=final.parts,
         )
-        with self._owner_locked(request.owner):
-            self._check_quota(record)
-            try:
-                self.store.concatenate(record, final.parts)
-            except (FileNotFoundError, UploadNotFound, UploadGone):  # a partial left meanwhile
-                raise errors.invalid_concat("a partial upload was removed meanwhile", 404) from None
+        try:
+            self.store.concatenate(record, final.parts, self._admission(record))
+        except (FileNotFoundError, UploadNotFound, UploadGone):  # a partial left meanwhile
+            raise errors.invalid_concat("a partial upload was removed meanwhile", 404) from None
         location = request.base_url + record.id
         try:
             with self._locked(record.id):
@@ -282,17 +282,17 @@ class TusHandler:
         return TusResponse(201, {"Location": location, **self._progress_headers(record)})
 
     def _create_within_quota(self, record: UploadRecord) -> None:
-        """Count and create under the owner's lock (shared by all workers), so that concurrent
-        creations never pass a quota."""
-        if self.config.max_unfinished_per_owner is None and self.config.max_bytes_per_owner is None:
-            self.store.create(record)
-            return
-        with self._owner_locked(record.owner):
-            self._check_quota(record)
-            self.store.create(record)
+        self.store.create(record, self._admission(record))
 
-    def _check_quota(self, record: UploadRecord) -> None:
-        usage = self.store.owner_usage(record.owner, self.clock())
+    def _admission(self, record: UploadRecord) -> Admit | None:
+        """The quota check the store runs atomically with the creation (one transaction of
+        its own, so that concurrent creations on any worker or node never pass a quota
+        together); None when no quota is set."""
+        if self.config.max_unfinished_per_owner is None and self.config.max_bytes_per_owner is None:
+            return None
+        return functools.partial(self._check_quota, record)
+
+    def _check_quota(self, record: UploadRecord, usage: OwnerUsage) -> None:
         limit = self.config.max_unfinished_per_owner
         if limit is not None and not record.is_complete and record.length != 0:
             if usage.unfinished >= limit:
@@ -620,15 +620,6 @@ class TusHandler:
                 upload_id, self.config.lock_timeout, request_release=request_release
             ) as lock:
                 yield lock
-        except LockTimeout as exc:
-            raise errors.locked(exc.waited) from None
-
-    @contextmanager
-    def _owner_locked(self, owner: str) -> Iterator[None]:
-        """Never taken while waiting for an upload's lock: upload lock, then owner lock."""
-        try:
-            with self.locker.lock(owner_lock_key(owner), self.config.lock_timeout):
-                yield
         except LockTimeout as exc:
             raise errors.locked(exc.waited) from None
 

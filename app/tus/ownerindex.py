@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
-from app.tus.storage import OwnerUsage, UploadRecord
+from app.tus.storage import Admit, OwnerUsage, UploadRecord
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -66,6 +66,19 @@ class OwnerIndex:
                 record.expires_at.timestamp() if record.expires_at else None,
             ),
         )
+
+    def admit(self, record: UploadRecord, admit: Admit) -> None:
+        """Check the owner's usage and add the record in one write transaction: of two
+        creations of one owner, in any worker process, the second counts the first."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # the write lock first: the count must stay true
+        try:
+            admit(self.usage(record.owner, record.created_at))
+            self.put(record)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def put_all(self, records: Iterable[UploadRecord]) -> None:
         for record in records:

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import pq
 
-from app.tus.protocol import is_lock_key
+from app.tus.protocol import is_upload_id
 from app.tus.storage import LockTimeout, StorageUnavailable
 
 log = logging.getLogger("app.tus")
@@ -214,8 +214,8 @@ class PgLocker:
 
     @contextmanager
     def lock(self, key: str, timeout: float, *, request_release: bool = False) -> Iterator[PgLock]:
-        if not is_lock_key(key):
-            raise ValueError(f"not a lock key (an upload id or owner-<32 hex>): {key!r}")
+        if not is_upload_id(key):
+            raise ValueError(f"not a lock key (an upload id): {key!r}")
         self._ensure_listener()
         held = self._acquire(key, timeout, request_release)
         with self._guard:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,16 +28,6 @@ _OWS = " \t"
 
 def is_upload_id(value: str | None) -> bool:
     return value is not None and UPLOAD_ID.fullmatch(value) is not None
-
-
-def owner_lock_key(owner: str) -> str:
-    """The lock key of an owner's quota (count and create under it): fixed form, no user text."""
-    return "owner-" + hashlib.sha256(owner.encode()).hexdigest()[:32]
-
-
-def is_lock_key(value: str) -> bool:
-    """An upload id, or an owner's key from owner_lock_key."""
-    return is_upload_id(value.removeprefix("owner-"))
 
 
 def parse_uint(name: str, value: str | None) -> int | None:

@@ -33,6 +33,7 @@ from app.tus.running_digest import RunningDigests
 from app.tus.s3parts import READ_BLOCK, BodySource, EmptyRow, Part, PartWriter, part_size_for
 from app.tus.s3schema import tus_upload_parts, tus_uploads
 from app.tus.storage import (
+    Admit,
     ChunkSource,
     FinishedData,
     OffsetMismatch,
@@ -56,6 +57,15 @@ _UNFINISHED = and_(
 _OWNER_USAGE = select(func.count().filter(_UNFINISHED), func.coalesce(func.sum(_HELD), 0)).where(
     tus_uploads.c.owner == bindparam("owner"), tus_uploads.c.gone_reason.is_(None)
 )
+
+_OWNER_LOCK = select(func.pg_advisory_xact_lock(bindparam("key")))
+
+
+def _owner_number(owner: str) -> int:
+    """The transaction lock number of an owner's quota: 64 bits of a keyed hash."""
+    digest = hashlib.blake2b(owner.encode(), digest_size=8, person=b"tuscam-owner").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
 
 RECENT_MAX = 8 << 20  # the largest whole upload kept for its finish hook (see local_file)
 STRAY_SECONDS = 3600  # a multipart upload or tail older than this, with no row, is a stray
@@ -141,10 +151,25 @@ class S3Store:
 
     # --- records ------------------------------------------------------------------------------
 
-    def create(self, record: UploadRecord) -> None:
+    def create(self, record: UploadRecord, admit: Admit | None = None) -> None:
         self.key(record.id)
-        with self.db.connect() as conn:
-            conn.execute(insert(tus_uploads).values(**_record_values(record), upload_offset=0))
+        new_row = insert(tus_uploads).values(**_record_values(record), upload_offset=0)
+        if admit is None:
+            with self.db.connect() as conn:
+                conn.execute(new_row)
+            return
+        with self.engine.begin() as conn:
+            self._admit(conn, record, admit)
+            conn.execute(new_row)
+
+    def _admit(self, conn: Connection, record: UploadRecord, admit: Admit) -> None:
+        """The quota check inside the transaction that creates the row, under a transaction
+        lock on the owner (PostgreSQL lets go at commit or rollback): of two creations of one
+        owner on any node, the second counts the first."""
+        conn.execute(_OWNER_LOCK, {"key": _owner_number(record.owner)})
+        params = {"owner": record.owner, "now": record.created_at}
+        count, total = conn.execute(_OWNER_USAGE, params).one()
+        admit(OwnerUsage(unfinished=int(count), bytes=int(total)))
 
     def get_info(self, upload_id: str) -> UploadRecord:
         self.key(upload_id)
@@ -451,11 +476,16 @@ class S3Store:
         except self.client.exceptions.NoSuchUpload:
             pass  # aborted already
 
-    def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
+    def concatenate(
+        self, record: UploadRecord, part_ids: tuple[str, ...], admit: Admit | None = None
+    ) -> None:
         """The final upload's data is the parts' data streamed through the same part writer
         (the parts' objects may be smaller than 5 MiB, which UploadPartCopy cannot take but
-        for the last part); its row appears only once the object is whole."""
+        for the last part); its row appears only once the object is whole. The quota (admit)
+        is checked before anything is copied, and again with the row."""
         key = self.key(record.id)
+        if admit is not None:
+            admit(self.owner_usage(record.owner, record.created_at))
         for part_id in part_ids:
             self.make_durable(part_id)
         empty = EmptyRow(record.id)
@@ -467,12 +497,18 @@ class S3Store:
         except BaseException:
             writer.discard()
             raise
-        with self.db.connect() as conn:
-            conn.execute(
-                insert(tus_uploads).values(
-                    **_record_values(record), upload_offset=writer.total, stored=True
+        try:
+            with self.engine.begin() as conn:
+                if admit is not None:
+                    self._admit(conn, record, admit)
+                conn.execute(
+                    insert(tus_uploads).values(
+                        **_record_values(record), upload_offset=writer.total, stored=True
+                    )
                 )
-            )
+        except BaseException:
+            self._delete_quietly(key)  # the assembled object, which no row points to
+            raise
         log.debug("concatenated %d parts into %s", len(part_ids), key)
 
     # --- housekeeping -------------------------------------------------------------------------

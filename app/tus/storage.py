@@ -167,11 +167,19 @@ class FinishedData:
     origin: tuple[str, str] | None = None
 
 
+# A quota check run atomically with a creation (Storage.create): raises to refuse it.
+Admit = Callable[[OwnerUsage], None]
+
+
 class Storage(Protocol):
     """Every method taking an upload id raises UploadNotFound or UploadGone for one it does
     not hold; StorageUnavailable when the store cannot be reached."""
 
-    def create(self, record: UploadRecord) -> None: ...
+    def create(self, record: UploadRecord, admit: Admit | None = None) -> None:
+        """Store a new upload. admit: called with its owner's usage at record.created_at,
+        atomically with the creation (no other creation of that owner on any worker or node
+        in between); it raises to refuse, and then nothing is created."""
+
     def get_info(self, upload_id: str) -> UploadRecord: ...
     def save_info(self, record: UploadRecord) -> None:
         """Replace the stored record (its offset is ignored: the store knows it)."""
@@ -206,8 +214,11 @@ class Storage(Protocol):
         """Remove the data, leaving a tombstone (410 afterwards). reason "retired" keeps the
         record in the tombstone (see UploadGone)."""
 
-    def concatenate(self, record: UploadRecord, part_ids: tuple[str, ...]) -> None:
-        """Create record as a complete upload whose data is the parts' data, in order."""
+    def concatenate(
+        self, record: UploadRecord, part_ids: tuple[str, ...], admit: Admit | None = None
+    ) -> None:
+        """Create record as a complete upload whose data is the parts' data, in order (admit:
+        as for create)."""
 
     def list_ids(self) -> list[str]: ...
     def owner_usage(self, owner: str, now: datetime) -> OwnerUsage:
@@ -230,6 +241,6 @@ class Locker(Protocol):
     def lock(
         self, key: str, timeout: float, *, request_release: bool = False
     ) -> AbstractContextManager[Lock]:
-        """Hold key (an upload id, or owner_lock_key(owner)) for the with-block. Waits at most
+        """Hold key (an upload id) for the with-block. Waits at most
         timeout seconds (0: try once), then raises LockTimeout. request_release: while
         waiting, ask the holder to let go (its client may be gone)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -149,3 +150,74 @@ def test_usage_counts_unfinished_uploads_and_all_held_bytes(any_store: Storage) 
     any_store.save_info(any_store.get_info(deferred.id))
     assert any_store.owner_usage(owner, NOW) == OwnerUsage(unfinished=2, bytes=15)
     assert any_store.owner_usage("nobody", NOW) == OwnerUsage(0, 0)
+
+
+class Full(Exception):
+    pass
+
+
+def at_most(unfinished: int) -> Any:
+    """An admit check: refuse once the owner has that many unfinished uploads."""
+
+    def admit(usage: OwnerUsage) -> None:
+        if usage.unfinished >= unfinished:
+            raise Full(usage)
+
+    return admit
+
+
+def test_concurrent_creations_with_a_quota_never_pass_it(any_store: Storage) -> None:
+    """The check and the creation are one step: 24 creations from 12 threads at once, a quota
+    of 5, exactly 5 uploads."""
+    owner = "q-" + secrets.token_hex(4)
+
+    def create(_: int) -> str:
+        record = UploadRecord(secrets.token_hex(16), owner, 10, NOW)
+        try:
+            any_store.create(record, at_most(5))
+        except Full:
+            return "refused"
+        return record.id
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(create, range(24)))
+    created = [r for r in results if r != "refused"]
+    assert len(created) == 5
+    assert any_store.owner_usage(owner, NOW) == OwnerUsage(unfinished=5, bytes=50)
+    assert all(any_store.get_info(upload_id).owner == owner for upload_id in created)
+
+
+def test_a_refused_creation_leaves_nothing(any_store: Storage) -> None:
+    owner = "r-" + secrets.token_hex(4)
+    new(any_store, owner=owner)
+    record = UploadRecord(secrets.token_hex(16), owner, 10, NOW)
+    with pytest.raises(Full):
+        any_store.create(record, at_most(1))
+    with pytest.raises(UploadNotFound):
+        any_store.get_info(record.id)
+    assert record.id not in any_store.list_ids()
+    assert any_store.owner_usage(owner, NOW) == OwnerUsage(unfinished=1, bytes=10)
+    allowed = UploadRecord(secrets.token_hex(16), owner, 10, NOW)
+    any_store.create(allowed, at_most(2))  # within the quota: created
+    assert any_store.get_info(allowed.id).length == 10
+
+
+def test_a_refused_concatenation_leaves_nothing(any_store: Storage) -> None:
+    owner = "c-" + secrets.token_hex(4)
+    part = new(any_store, length=3, owner=owner, is_partial=True)
+    any_store.write_chunk(part.id, Source(b"abc"), 0, 3)
+    any_store.save_info(any_store.get_info(part.id))
+    final = UploadRecord(
+        secrets.token_hex(16), owner, 3, NOW, concat_header=f"final;{part.id}", parts=(part.id,)
+    )
+
+    def no_bytes_left(usage: OwnerUsage) -> None:
+        if usage.bytes + 3 > 5:
+            raise Full(usage)
+
+    with pytest.raises(Full):
+        any_store.concatenate(final, (part.id,), no_bytes_left)
+    with pytest.raises(UploadNotFound):
+        any_store.get_info(final.id)
+    assert final.id not in any_store.list_ids()
+    assert any_store.owner_usage(owner, NOW).bytes == 3
