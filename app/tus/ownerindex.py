@@ -75,10 +75,11 @@ class OwnerIndex:
         try:
             admit(self.usage(record.owner, record.created_at))
             self.put(record)
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # never leave this thread's connection inside one
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     def put_all(self, records: Iterable[UploadRecord]) -> None:
         for record in records:
