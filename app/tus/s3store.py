@@ -329,14 +329,16 @@ class S3Store:
             log.info("multipart upload of %s was already complete", key)
 
     @contextmanager
-    def local_file(self, upload_id: str) -> Iterator[Path]:
-        """The whole data downloaded to a temporary file, removed when the block ends."""
+    def local_file(self, upload_id: str, *, known: str | None = None) -> Iterator[Path]:
+        """The whole data downloaded to a temporary file, removed when the block ends, hashed
+        on the way unless its SHA-256 is `known` already (see finished_data)."""
         self.make_durable(upload_id)
         recent = getattr(self._recent, "data", None)
         self._recent.data = None
         fd, name = tempfile.mkstemp(prefix="tus-", suffix=".data", dir=self.temp_dir)
         path = Path(name)
         digest = hashlib.sha256()
+        hashing = known is None
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
@@ -348,13 +350,14 @@ class S3Store:
                     blocks = self.read_data(upload_id)
                 for block in blocks:
                     out.write(block)
-                    digest.update(block)
+                    if hashing:
+                        digest.update(block)
                     size += len(block)
             # Where the copy came from, for a capture store in the same bucket: it can then
             # take the object over (or copy it inside S3) instead of uploading the file again,
             # and its digest, taken on the way, need not be read from the disk again.
             self.origins[name] = (self.bucket, self.key(upload_id))
-            self.digests[name] = (digest.hexdigest(), size)
+            self.digests[name] = (known if known is not None else digest.hexdigest(), size)
             yield path
         finally:
             self.origins.pop(name, None)
@@ -364,12 +367,14 @@ class S3Store:
     def finished_data(self, upload_id: str, size: int) -> FinishedData:
         """With the SHA-256 when this process hashed every byte as it arrived: a hook that
         needs no more than size, digest and the object (an upload too large to be an image)
-        then reads nothing back. Call it once, after make_durable."""
+        then reads nothing back, and a download of it is not hashed again. Call it once, after
+        make_durable."""
+        sha256 = self.running.finished(upload_id, size)
         return FinishedData(
             upload_id,
             size,
-            functools.partial(self.local_file, upload_id),
-            sha256=self.running.finished(upload_id, size),
+            functools.partial(self.local_file, upload_id, known=sha256),
+            sha256=sha256,
             origin=(self.bucket, self.key(upload_id)),
         )
 

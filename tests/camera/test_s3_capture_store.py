@@ -170,9 +170,9 @@ def test_an_upload_too_large_to_be_an_image_is_recorded_without_a_download_where
     downloads: list[str] = []
     local_file = finisher.local_file
 
-    def counted(upload_id: str) -> Any:
+    def counted(upload_id: str, **options: Any) -> Any:
         downloads.append(upload_id)
-        return local_file(upload_id)
+        return local_file(upload_id, **options)
 
     finisher.local_file = counted  # type: ignore[method-assign]
     store = S3CaptureStore(tmp_path / "staging", finisher.client, s3_bucket, "c", uploads=finisher)
