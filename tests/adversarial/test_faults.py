@@ -42,12 +42,22 @@ def try_send(port: int, data: bytes, timeout: float = 30) -> Reply | Exception:
         return exc
 
 
-def assert_consistent(h: Hostile, op: Operator, upload_id: str, data: bytes) -> int:
-    """HEAD's offset is the bytes stored, and they are a prefix of the file."""
+def assert_consistent(
+    h: Hostile, op: Operator, upload_id: str, data: bytes, *, settled: bool = True
+) -> int:
+    """HEAD's offset is the bytes stored, and they are a prefix of the file.
+
+    While a PATCH may still be writing (`settled=False`), the disk can grow between the HEAD
+    and the read that checks it: then HEAD's offset lies between the bytes stored just before
+    it and just after it, and never counts a byte that is not stored."""
+    before = len(stored(h, upload_id)) if not settled else None
     offset = head_offset(op, upload_id)
     on_disk = stored(h, upload_id)
-    assert len(on_disk) == offset
-    assert on_disk == data[:offset]
+    if before is None:
+        assert len(on_disk) == offset
+    else:
+        assert before <= offset <= len(on_disk), (before, offset, len(on_disk))
+    assert on_disk == data[: len(on_disk)]
     return offset
 
 
@@ -75,7 +85,7 @@ def test_a_cut_connection_resumes_byte_exact(
     deadline = time.monotonic() + 10
     in_headers = cut_after < request.index(b"\r\n\r\n") + 4  # the app never saw it
     while not in_headers and not _access_log_statuses(hostile, upload_id, "PATCH"):
-        assert_consistent(hostile, op, upload_id, data)
+        assert_consistent(hostile, op, upload_id, data, settled=False)
         assert time.monotonic() < deadline, "the cut PATCH never ended"
         time.sleep(0.1)
     offset = assert_consistent(hostile, op, upload_id, data)
@@ -86,16 +96,18 @@ def test_a_cut_connection_resumes_byte_exact(
 def test_repeated_cuts_at_random_points_always_resume(hostile: Hostile, op: Operator) -> None:
     data = os.urandom(2_000_000)
     upload_id = op.create(len(data))
-    rounds = 0
+    rounds = seen = 0
     with FaultProxy(hostile.server.port) as proxy:
         while head_offset(op, upload_id) < len(data) and rounds < 12:
             offset = assert_consistent(hostile, op, upload_id, data)
             proxy.cut_after = int.from_bytes(os.urandom(3), "big") % 400_000 + 100
             proxy.reset = rounds % 2 == 1
             proxy.max_cuts = proxy.cuts + 1
-            try_send(proxy.port, patch_request(op, upload_id, offset, data[offset:]))
-            time.sleep(0.2)
+            request = patch_request(op, upload_id, offset, data[offset:])
+            try_send(proxy.port, request)
             rounds += 1
+            seen += proxy.cut_after >= request.index(b"\r\n\r\n") + 4  # else never logged
+            _wait_for_patches_to_end(hostile, upload_id, seen)
     assert rounds >= 4
     assert_consistent(hostile, op, upload_id, data)
     finish(op, upload_id, data)
@@ -121,6 +133,14 @@ def _access_log_statuses(hostile: Hostile, upload_id: str, method: str = "") -> 
         for line in log.splitlines()
         if f"{method} /files/{upload_id}" in line
     ]
+
+
+def _wait_for_patches_to_end(hostile: Hostile, upload_id: str, count: int) -> None:
+    """Until the access log has `count` PATCHes of the upload: the server noticed each cut."""
+    deadline = time.monotonic() + 10
+    while len(_access_log_statuses(hostile, upload_id, "PATCH")) < count:
+        assert time.monotonic() < deadline, "a cut PATCH never ended"
+        time.sleep(0.05)
 
 
 def test_a_stalled_client_is_dropped_after_the_idle_timeout_while_others_flow(
@@ -177,7 +197,7 @@ def test_a_new_request_takes_over_from_a_silent_one_before_the_lock_timeout(
         while proxy.stalls == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
-        offset = assert_consistent(hostile, op, upload_id, data)
+        offset = assert_consistent(hostile, op, upload_id, data, settled=False)  # still open
         assert 50_000 - 64 * 1024 < offset <= 50_000
         started = time.monotonic()
         r = op.tus.patch(f"{op.base}/files/{upload_id}", offset, data[offset:])
