@@ -35,6 +35,18 @@ _SET_STATE = (
     )
     .values({name: bindparam(f"new_{name}") for name in _STATE})
 )
+# A part number for the next part, handed out only while the offset is the one the writer
+# last saw: no two writers ever upload a part of the same number (see PartWriter._reserve).
+_RESERVE = (
+    update(tus_uploads)
+    .where(
+        tus_uploads.c.id == bindparam("uid"),
+        tus_uploads.c.gone_reason.is_(None),
+        tus_uploads.c.upload_offset == bindparam("old_offset"),
+    )
+    .values(next_part=tus_uploads.c.next_part + 1)
+    .returning(tus_uploads.c.next_part)
+)
 _OFFSET = select(tus_uploads.c.upload_offset, tus_uploads.c.gone_reason).where(
     tus_uploads.c.id == bindparam("uid")
 )
@@ -152,13 +164,12 @@ class PartWriter:
         """Upload the buffer as the next part (recorded at once with record_each)."""
         assert self.buffer is not None
         self.buffer = _trimmed(self.buffer, self.filled)
-        number = (self.parts[-1].number if self.parts else 0) + len(self.pending) + 1
+        if isinstance(self.row, EmptyRow):  # a new object only this request knows of
+            number = len(self.pending) + 1
+        else:
+            number = reserve_part(self.store, self.upload_id, self.recorded)
         if number > MAX_PARTS:
             raise StorageUnavailable(f"upload {self.upload_id} would need over 10,000 parts")
-        if self.multipart_id is not None and not isinstance(self.row, EmptyRow):
-            # A part of the same number uploaded by a writer that lost its lock would replace
-            # the recorded one in S3 (its ETag would then fail the completion): look first.
-            self._check_not_overtaken()
         with self.store._s3("storing a part of the upload"):
             if self.multipart_id is None:
                 created = self.store.client.create_multipart_upload(
@@ -246,32 +257,16 @@ class PartWriter:
                     )
                 if conn.execute(_SET_STATE, params).rowcount != 1:
                     raise _Overtaken  # (or terminated): the transaction is rolled back
-        except (_Overtaken, IntegrityError):  # IntegrityError: those part numbers are taken
+        except (_Overtaken, IntegrityError):  # IntegrityError: a part number recorded twice
             if tail_key and tail_key == self.new_tail:
                 self.store._delete_quietly(tail_key)  # nothing points to it
-            self._check_not_overtaken()
+            check_offset(self.store, self.upload_id, self.recorded)
             raise
         self.recorded = offset
         self.parts, self.pending = parts, []
         old, self.tail_key, self.tail_size = self.tail_key, tail_key, tail_size
         if old and old != tail_key:
             self.store._delete_quietly(old)
-
-    def _check_not_overtaken(self) -> None:
-        """UploadNotFound if the upload is gone, OffsetMismatch if another writer recorded
-        bytes since this one last did (it held the lock this one lost)."""
-        with self.store.db.connect() as conn:
-            row = conn.execute(_OFFSET, {"uid": self.upload_id}).first()
-        if row is None or row.gone_reason is not None:
-            raise UploadNotFound(self.upload_id)  # terminated meanwhile: strays now
-        if row.upload_offset != self.recorded:
-            log.warning(
-                "upload %s: another writer recorded offset %d while this one held %d",
-                self.upload_id,
-                row.upload_offset,
-                self.recorded,
-            )
-            raise OffsetMismatch(self.recorded, row.upload_offset)
 
     def complete_new(self) -> None:
         """Concatenation: store what is left and complete the new object (no row yet)."""
@@ -296,7 +291,7 @@ class PartWriter:
     def discard(self) -> None:
         """A checked chunk that failed its check, or a failed concatenation: nothing is
         recorded; what this request alone put in S3 goes (unrecorded parts of an existing
-        multipart upload are replaced by the next parts of the same numbers)."""
+        multipart upload are left out when it is completed)."""
         self.buffer = None
         try:
             with self.store._s3("discarding a refused chunk"):
@@ -308,6 +303,37 @@ class PartWriter:
                     self.store.client.delete_object(Bucket=self.store.bucket, Key=self.key)
         except StorageUnavailable:
             log.warning("could not discard what upload %s stored (strays now)", self.upload_id)
+
+
+def reserve_part(store: S3Store, upload_id: str, recorded: int) -> int:
+    """The next S3 part number of an upload, never handed out before, if its recorded offset
+    is still `recorded`; else UploadNotFound (gone) or OffsetMismatch (another writer recorded
+    bytes since). A writer that lost its lock and reserved before the new holder recorded
+    uploads under a number of its own: it cannot replace the holder's part, and its own part,
+    never recorded, is left out when the multipart upload is completed."""
+    with store.db.connect() as conn:
+        number = conn.execute(_RESERVE, {"uid": upload_id, "old_offset": recorded}).scalar()
+    if number is None:
+        check_offset(store, upload_id, recorded)  # raises, unless the row changed back
+        raise StorageUnavailable(f"no part number could be reserved for upload {upload_id}")
+    return int(number)
+
+
+def check_offset(store: S3Store, upload_id: str, recorded: int) -> None:
+    """UploadNotFound if the upload is gone, OffsetMismatch if another writer recorded bytes
+    since this one last saw `recorded` (it holds the lock this one lost)."""
+    with store.db.connect() as conn:
+        row = conn.execute(_OFFSET, {"uid": upload_id}).first()
+    if row is None or row.gone_reason is not None:
+        raise UploadNotFound(upload_id)  # terminated meanwhile: strays now
+    if row.upload_offset != recorded:
+        log.warning(
+            "upload %s: another writer recorded offset %d while this one held %d",
+            upload_id,
+            row.upload_offset,
+            recorded,
+        )
+        raise OffsetMismatch(recorded, row.upload_offset)
 
 
 class EmptyRow:

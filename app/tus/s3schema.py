@@ -1,5 +1,5 @@
 """The S3 store's tables in PostgreSQL (SQLAlchemy Core): one row per upload with its record,
-offset and multipart state, one row per stored part. Migration 0003 creates them."""
+offset and multipart state, one row per stored part. Migrations 0003 to 0005 create them."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ tus_uploads = Table(
     Column("multipart_id", String(1024), nullable=True),  # S3 UploadId, NULL until a first part
     Column("tail_key", String(1024), nullable=True),  # the bytes after the last part, if any
     Column("tail_size", BigInteger, nullable=False, default=0),
+    # The last S3 PartNumber handed out (reserve_part): a number is never used twice, so a
+    # writer that lost its lock can never replace a part another writer recorded.
+    Column("next_part", Integer, nullable=False, default=0, server_default="0"),
     Column("stored", Boolean, nullable=False, default=False),  # the whole object is in S3
     Column("finished", Boolean, nullable=False, default=False),  # the finish hook has run
     # The finished object now belongs to a capture store in the same bucket (hand_over):

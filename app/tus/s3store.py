@@ -30,7 +30,15 @@ from sqlalchemy.engine import Connection, Engine, Row
 
 from app.tus.protocol import is_upload_id
 from app.tus.running_digest import RunningDigests
-from app.tus.s3parts import READ_BLOCK, BodySource, EmptyRow, Part, PartWriter, part_size_for
+from app.tus.s3parts import (
+    READ_BLOCK,
+    BodySource,
+    EmptyRow,
+    Part,
+    PartWriter,
+    part_size_for,
+    reserve_part,
+)
 from app.tus.s3schema import tus_upload_parts, tus_uploads
 from app.tus.storage import (
     Admit,
@@ -93,8 +101,10 @@ class S3Store:
       read back and sent at the front of the next part. A new tail always gets a new key, and
       the old one is deleted only after the row points to the new one: a crash leaves a stray,
       never a row pointing to half an object.
-    - The list of parts is never rebuilt from ListParts: a part uploaded by a request that
-      then failed is simply not recorded, and the next part of the same number replaces it.
+    - The list of parts is never rebuilt from ListParts. Each part gets a number reserved in
+      the row (next_part) while the offset is the one its writer saw, so no number is used
+      twice: a writer that lost its lock cannot replace a recorded part. A part uploaded by a
+      request that then failed is simply not recorded, and the completion leaves it out.
     - Memory per request: one buffer of 2 x part_size, whatever the upload's size.
     - An upload that completes before its first part is stored with one PutObject (a photo:
       one request to S3, not four).
@@ -216,7 +226,7 @@ class S3Store:
     ) -> int:
         """Append at most limit bytes. Without check, each part is recorded as soon as S3 holds
         it (a body cut or failed later keeps what went before); with check, nothing is recorded
-        until check() returns (uploaded parts that are not recorded are replaced later)."""
+        until check() returns (uploaded parts that are not recorded are left out at completion)."""
         self.key(upload_id)
         self._recent.data = None  # (see local_file)
         with self.db.connect() as conn:
@@ -288,7 +298,7 @@ class S3Store:
                     self.client.put_object(Bucket=self.bucket, Key=key, Body=b"")
             else:
                 if row.tail_key:
-                    number = parts[-1].number + 1 if parts else 1
+                    number = reserve_part(self, upload_id, row.upload_offset)
                     result = self.client.upload_part_copy(
                         Bucket=self.bucket,
                         Key=key,

@@ -549,3 +549,67 @@ def test_a_writer_that_lost_its_lock_is_refused_and_changes_nothing(
     rest = theirs[first + chunk :]
     s3_store.write_chunk(upload_id, Source(rest), first + chunk, len(rest))
     assert stored_bytes(s3_store, upload_id) == mine[:first] + theirs[first:]
+
+
+class PausingClient:
+    """The store's real S3 client, with `meanwhile` run once just before the first part is
+    uploaded: the instant between a writer's last look at the row and its part reaching S3.
+    `numbers`: the part numbers it uploaded."""
+
+    def __init__(self, client: Any, meanwhile: Any) -> None:
+        self.client, self.meanwhile = client, meanwhile
+        self.numbers: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def upload_part(self, **kwargs: Any) -> Any:
+        if self.meanwhile is not None:
+            self.meanwhile, meanwhile = None, self.meanwhile
+            meanwhile()
+        self.numbers.append(kwargs["PartNumber"])
+        return self.client.upload_part(**kwargs)
+
+
+@pytest.mark.parametrize("first", [0, 6 * MiB], ids=["first-part", "next-part"])
+def test_a_writer_that_lost_its_lock_cannot_replace_the_part_of_the_new_holder(
+    s3_store: S3Store,
+    tus_database: Engine,
+    seaweedfs: SeaweedFS,
+    s3_bucket: str,
+    tmp_path: Path,
+    first: int,
+) -> None:
+    """Stale writer A passed its last look at the row; new holder B then stores and records a
+    part at the same offset; only then does A's part reach S3. A's part has a number of its
+    own, so B's part stands, A gets OffsetMismatch, and the upload finishes byte-exact.
+
+    (On AWS S3 a part uploaded again under a recorded number replaces it, and the completion
+    then fails on the recorded ETag. SeaweedFS keeps both and completes with the one whose
+    ETag is listed, so here the numbers themselves are what is checked.)"""
+    chunk = 12 * MiB
+    length = first + 2 * chunk
+    mine, theirs = secrets.token_bytes(length), secrets.token_bytes(length)
+    upload_id = new_upload(s3_store, length)
+    if first:
+        s3_store.write_chunk(upload_id, Source(mine[:first]), 0, length)  # part 1
+    other = make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
+    other.prefix = s3_store.prefix
+    recorded: list[int] = []
+
+    def node_b_writes() -> None:
+        recorded.append(other.write_chunk(upload_id, Source(theirs[first:][:chunk]), first, None))
+
+    stale = make_s3_store(seaweedfs, s3_bucket, tus_database, tmp_path)
+    stale.prefix = s3_store.prefix
+    stale.client = client = PausingClient(stale.client, node_b_writes)
+    with pytest.raises(OffsetMismatch) as refused:
+        stale.write_chunk(upload_id, Source(mine[first:][:chunk]), first, None)
+    assert recorded == [chunk]
+    assert (refused.value.expected, refused.value.stored) == (first, first + chunk)
+    numbers = [number for number, _ in parts_of(tus_database, upload_id)]
+    assert len(numbers) == (2 if first else 1) and client.numbers
+    assert not set(client.numbers) & set(numbers)  # A never used a number B recorded
+    rest = theirs[first + chunk :]
+    s3_store.write_chunk(upload_id, Source(rest), first + chunk, len(rest))
+    assert stored_bytes(s3_store, upload_id) == mine[:first] + theirs[first:]
