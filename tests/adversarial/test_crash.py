@@ -4,6 +4,7 @@ capture exists per upload."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -63,12 +64,34 @@ def _open_patch(op: Operator, upload_id: str, offset: int, body_length: int) -> 
 
 
 def _consistent_offset(h: Hostile, op: Operator, upload_id: str, data: bytes) -> int:
+    """HEAD's offset, checked against the disk. A worker that was not killed may still be
+    writing the rest of a PATCH whose client went away, so the file can grow between the
+    reads: HEAD lies between the sizes read before and after it, and the bytes are a prefix."""
+    before = len(stored(h, upload_id))
     fresh = requests.Session()  # keep-alive connections died with the workers
     r = fresh.head(f"{op.base}/files/{upload_id}", headers=op.auth, timeout=30)
     assert r.status_code == 200, r.status_code
     offset = int(r.headers["Upload-Offset"])
-    assert stored(h, upload_id) == data[:offset]
+    after = stored(h, upload_id)
+    assert before <= offset <= len(after), (before, offset, len(after))
+    assert after == data[: len(after)]
     return offset
+
+
+def _wait_until_free(h: Hostile, upload_id: str, timeout: float = 30) -> None:
+    """Until no request holds the upload's lock (the file locker's flock on <id>.lock): a
+    surviving worker has finished the PATCH its client abandoned."""
+    deadline = time.monotonic() + timeout
+    with open(h.uploads / f"{upload_id}.lock", "rb") as lock:
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the upload's lock was never let go"
+                time.sleep(0.05)
+            else:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                return
 
 
 def test_sigkill_at_random_points_of_patches_never_loses_or_corrupts_bytes(
@@ -80,7 +103,7 @@ def test_sigkill_at_random_points_of_patches_never_loses_or_corrupts_bytes(
     upload_id = op.create(len(data))
     url = f"{op.base}/files/{upload_id}"
     kills, started = 0, time.monotonic()
-    while kills < 20 and time.monotonic() - started < 35:
+    while kills < 20 and time.monotonic() - started < 60:  # (workers boot slowly under load)
         offset = _consistent_offset(crashing, op, upload_id, data)
         body = data[offset : offset + 3_000_000]
         sock = _open_patch(op, upload_id, offset, len(body))
@@ -97,8 +120,11 @@ def test_sigkill_at_random_points_of_patches_never_loses_or_corrupts_bytes(
             sock.close()
         _wait_workers(crashing)
     assert kills >= 10
-    # No lock outlives its process: the next PATCH is served at once, never 423.
+    # No lock outlives its process: once a surviving worker has ended the PATCH it was
+    # serving, the next PATCH is served at once, never 423.
+    _wait_until_free(crashing, upload_id)
     offset = _consistent_offset(crashing, op, upload_id, data)
+    assert len(stored(crashing, upload_id)) == offset
     session = requests.Session()
     session.headers.update(op.auth)
     while offset < len(data):
@@ -227,7 +253,13 @@ def test_a_restart_finishes_uploads_complete_on_disk_but_never_recorded(
     assert captures_of(h.server, lost) == [] and captures_of(h.server, handmade) == []
     with hostile_server(root) as restarted:
         deadline = time.monotonic() + 60
-        while not (captures_of(restarted.server, lost) and captures_of(restarted.server, handmade)):
+        records = [restarted.uploads / f"{u}.info" for u in (lost, handmade)]
+        # The capture row is committed before the record says finished: wait for both.
+        while not (
+            captures_of(restarted.server, lost)
+            and captures_of(restarted.server, handmade)
+            and all(last_record(path)["finished"] for path in records)
+        ):
             assert time.monotonic() < deadline, "reconcile did not finish the uploads"
             time.sleep(0.2)
         time.sleep(1.0)  # every worker reconciles: still exactly one capture each
