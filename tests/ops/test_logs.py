@@ -88,7 +88,10 @@ def test_json_lines_carry_an_upload_from_creation_to_capture(live_json: LiveServ
         )
     )
     holder.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while tus.offset(busy) < 1:  # the holder's first byte is stored: it holds the lock
+        assert time.monotonic() < deadline, "the holding PATCH never started"
+        time.sleep(0.02)
     assert tus.patch(busy, 0, b"y" * 100).status_code == 423
     done.set()
     holder.join(30)
@@ -174,10 +177,14 @@ def test_the_default_stays_readable_text_with_the_events(tmp_path: Path) -> None
         _, token = live.new_operator()
         _, session_id = live.new_capture_session(token)
         url, _ = TusClient(live.url, token).upload(images.jpeg(), capture_metadata(session_id))
-        time.sleep(0.3)
+        upload_id = url.rsplit("/", 1)[1]
+        access_log = live.log_path.parent / "access.log"
+        deadline = time.monotonic() + 10
+        while f"PATCH /files/{upload_id}" not in access_log.read_text():  # written after
+            assert time.monotonic() < deadline, "the PATCH never reached the access log"
+            time.sleep(0.05)
         log = live.log()
-        access = (live.log_path.parent / "access.log").read_text()
-    upload_id = url.rsplit("/", 1)[1]
+        access = access_log.read_text()
     assert f"[INFO] upload-created upload_id={upload_id} user=" in log
     assert "[INFO] capture-recorded capture_id=1 status=accepted" in log
     assert not any(line.startswith("{") for line in log.splitlines() + access.splitlines())
