@@ -90,9 +90,7 @@ def test_prometheus_counts_uploads_bytes_and_a_rejected_capture(
     prometheus.wait_for("tuscam_tus_uploads_finished_total", lambda v: v == uploads)
     # The last request's own counts are taken as it ends, a moment after its finish hook ran
     # (a scrape may fall between the two); its bytes are counted last of them.
-    prometheus.wait_for(
-        "tuscam_tus_bytes_received_total", lambda v: v is not None and v >= sent
-    )
+    prometheus.wait_for("tuscam_tus_bytes_received_total", lambda v: v is not None and v >= sent)
     assert prometheus.value("tuscam_tus_uploads_created_total") == uploads
     assert prometheus.value('tuscam_captures_total{status="rejected"}') == 1
     assert prometheus.value('tuscam_captures_total{status="accepted"}') == uploads - 1

@@ -22,7 +22,7 @@ import requests
 from app.cli import upgrade_database
 from tests.support.nginx import Nginx, start_nginx
 from tests.support.seaweedfs import SeaweedFS
-from tests.support.server import ApiSession, LiveServer, free_port, start_live_server
+from tests.support.server import ApiSession, LiveServer, free_ports, start_live_server
 
 Storage = Literal["s3", "shared-dir"]
 DEFAULT_STORAGE: Storage = "s3"
@@ -141,7 +141,7 @@ def start_cluster(
         shared = base / "shared-data"
         shared.mkdir(parents=True, exist_ok=True)
         env["TUSCAM_DATA_DIR"] = str(shared)
-    members = [Node(i, base / f"node{i}", free_port()) for i in range(nodes)]
+    members = [Node(i, base / f"node{i}", port) for i, port in enumerate(free_ports(nodes))]
     cluster: Cluster | None = None
     try:
         cluster = Cluster(
