@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from hypothesis import settings
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -19,6 +20,11 @@ from app.db import session_factory
 from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.seaweedfs import SeaweedFS, start_seaweedfs
 from tests.support.server import LiveServer, start_live_server
+
+# Speed is measured in bench/, not in tests: no per-example deadline, which a loaded machine
+# misses now and then (the rest of the active profile, CI's included, stays as it is).
+settings.register_profile("tuscam", parent=settings.default, deadline=None)
+settings.load_profile("tuscam")
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from tests.support.tus import capture_metadata, sha256
 MAX_PARTS = 5
 MAX_BYTES = 200_000
 MAX_UNFINISHED = 5
-EXPIRY = 3
+EXPIRY = 3  # the server of the expiry test; the others keep uploads far longer than a test
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,17 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         "TUSCAM_TUS_MAX_CONCAT_PARTS": str(MAX_PARTS),
         "TUSCAM_TUS_MAX_BYTES_PER_USER": str(MAX_BYTES),
         "TUSCAM_TUS_MAX_UNFINISHED_PER_USER": str(MAX_UNFINISHED),
-        "TUSCAM_UPLOAD_EXPIRY": str(EXPIRY),
+        "TUSCAM_UPLOAD_EXPIRY": "600",
         "TUSCAM_TUS_RETAIN_SECONDS": "0",
     }
     with hostile_server(tmp_path_factory.mktemp("tight"), env=env) as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def expiring(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+    env = {"TUSCAM_UPLOAD_EXPIRY": str(EXPIRY), "TUSCAM_TUS_RETAIN_SECONDS": "0"}
+    with hostile_server(tmp_path_factory.mktemp("expiring"), env=env) as h:
         yield h
 
 
@@ -171,12 +178,13 @@ def test_cleanup_removes_the_tus_copy_of_a_recorded_capture_and_head_still_answe
     assert raw(tight.server.port, "POST", "/files/", headers).status == 201
 
 
-def test_a_complete_partial_no_final_used_expires(tight: Hostile, user: Operator) -> None:
+def test_a_complete_partial_no_final_used_expires(expiring: Hostile) -> None:
+    user = new_operator(expiring.server)
     part = _partial(user, os.urandom(5000))
     time.sleep(EXPIRY + 0.5)
     assert user.tus.head(part).status_code == 410
-    _cleanup(tight)
-    assert not (tight.uploads / part.rsplit("/", 1)[1]).exists()
+    _cleanup(expiring)
+    assert not (expiring.uploads / part.rsplit("/", 1)[1]).exists()
 
 
 # --- requests that must not cost the server -----------------------------------------------------
