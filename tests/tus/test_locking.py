@@ -121,12 +121,12 @@ def test_only_a_waiter_that_asks_requests_release(make_locker: MakeLocker) -> No
 
         def ask() -> None:
             with pytest.raises(LockTimeout):
-                with locker.lock(ID, 0.5, request_release=True):
+                with locker.lock(ID, 2.0, request_release=True):
                     pass
 
         asker = threading.Thread(target=ask)
         asker.start()
-        deadline = time.monotonic() + 0.4
+        deadline = time.monotonic() + 1.8  # while the asker still waits
         while time.monotonic() < deadline and not seen.is_set():
             if held.release_requested():
                 seen.set()

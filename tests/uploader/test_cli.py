@@ -281,14 +281,17 @@ def test_an_outage_longer_than_max_wait_exits_75_keeping_the_state_for_the_next_
         "(service unavailable, 503); 6 files left; run the same command again to resume"
     )
     assert "0 failed, 6 not finished" in out
-    assert fake_tus.requests["POST"] == 2  # the two files in flight; nothing new started
+    # The two files in flight (the second may not have started before the first met the
+    # outage and every worker held); nothing new started.
+    posted = fake_tus.requests["POST"]
+    assert 1 <= posted <= 2
     resumable = len(fake_tus.uploads)
     assert resumable >= 1
     time.sleep(4)
     status, out, _err = run(*args, server=fake_tus.url)
     assert status == 0 and "6 uploaded" in out
     # The uploads created before the outage were resumed, not created again.
-    assert fake_tus.requests["POST"] == 2 + 6 - resumable
+    assert fake_tus.requests["POST"] == posted + 6 - resumable
     assert sorted(len(up.data) for up in fake_tus.uploads.values()) == sorted(
         p.stat().st_size for p in (tmp_path / "photos").iterdir()
     )
