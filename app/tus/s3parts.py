@@ -26,26 +26,16 @@ READ_BLOCK = 1 << 20  # blocks of GET bodies and downloads
 _STATE = ("upload_offset", "multipart_id", "tail_key", "tail_size", "stored")
 # Conditional on the offset the writer last saw recorded: a writer that lost its lock (its
 # PostgreSQL session ended mid-request) and wrote on regardless changes nothing.
-_SET_STATE = (
-    update(tus_uploads)
-    .where(
-        tus_uploads.c.id == bindparam("uid"),
-        tus_uploads.c.gone_reason.is_(None),
-        tus_uploads.c.upload_offset == bindparam("old_offset"),
-    )
-    .values({name: bindparam(f"new_{name}") for name in _STATE})
+_UNCHANGED = update(tus_uploads).where(
+    tus_uploads.c.id == bindparam("uid"),
+    tus_uploads.c.gone_reason.is_(None),
+    tus_uploads.c.upload_offset == bindparam("old_offset"),
 )
-# A part number for the next part, handed out only while the offset is the one the writer
-# last saw: no two writers ever upload a part of the same number (see PartWriter._reserve).
-_RESERVE = (
-    update(tus_uploads)
-    .where(
-        tus_uploads.c.id == bindparam("uid"),
-        tus_uploads.c.gone_reason.is_(None),
-        tus_uploads.c.upload_offset == bindparam("old_offset"),
-    )
-    .values(next_part=tus_uploads.c.next_part + 1)
-    .returning(tus_uploads.c.next_part)
+_SET_STATE = _UNCHANGED.values({name: bindparam(f"new_{name}") for name in _STATE})
+# A number for the next part, handed out only while the offset is the one the writer last
+# saw: no two writers ever upload a part of the same number (see reserve_part).
+_RESERVE = _UNCHANGED.values(next_part=tus_uploads.c.next_part + 1).returning(
+    tus_uploads.c.next_part
 )
 _OFFSET = select(tus_uploads.c.upload_offset, tus_uploads.c.gone_reason).where(
     tus_uploads.c.id == bindparam("uid")
