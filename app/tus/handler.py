@@ -219,7 +219,7 @@ class TusHandler:
             expires_at=None if length == 0 else self._expiry(now),
             is_partial=is_partial,
         )
-        self._create_within_quota(record)
+        self.store.create(record, self._admission(record))
         location = request.base_url + record.id
         stopped = None
         try:
@@ -280,9 +280,6 @@ class TusHandler:
         except TusError as exc:
             raise exc.with_headers({"Location": location}) from None
         return TusResponse(201, {"Location": location, **self._progress_headers(record)})
-
-    def _create_within_quota(self, record: UploadRecord) -> None:
-        self.store.create(record, self._admission(record))
 
     def _admission(self, record: UploadRecord) -> Admit | None:
         """The quota check the store runs atomically with the creation (one transaction of

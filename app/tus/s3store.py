@@ -75,6 +75,11 @@ def _owner_number(owner: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _owner_usage(conn: Connection, owner: str, now: datetime) -> OwnerUsage:
+    count, total = conn.execute(_OWNER_USAGE, {"owner": owner, "now": now}).one()
+    return OwnerUsage(unfinished=int(count), bytes=int(total))
+
+
 RECENT_MAX = 8 << 20  # the largest whole upload kept for its finish hook (see local_file)
 STRAY_SECONDS = 3600  # a multipart upload or tail older than this, with no row, is a stray
 
@@ -177,9 +182,7 @@ class S3Store:
         lock on the owner (PostgreSQL lets go at commit or rollback): of two creations of one
         owner on any node, the second counts the first."""
         conn.execute(_OWNER_LOCK, {"key": _owner_number(record.owner)})
-        params = {"owner": record.owner, "now": record.created_at}
-        count, total = conn.execute(_OWNER_USAGE, params).one()
-        admit(OwnerUsage(unfinished=int(count), bytes=int(total)))
+        admit(_owner_usage(conn, record.owner, record.created_at))
 
     def get_info(self, upload_id: str) -> UploadRecord:
         self.key(upload_id)
@@ -210,8 +213,7 @@ class S3Store:
         """Unfinished: not complete and not expired; bytes: the length (or, deferred, the
         offset) of every upload the owner holds. One query."""
         with self.db.connect() as conn:
-            count, total = conn.execute(_OWNER_USAGE, {"owner": owner, "now": now}).one()
-        return OwnerUsage(unfinished=int(count), bytes=int(total))
+            return _owner_usage(conn, owner, now)
 
     # --- data ---------------------------------------------------------------------------------
 
